@@ -1,0 +1,21 @@
+"""ARES Reward Lab: the entry point. Router and frame only; pages live in pages/."""
+
+import streamlit as st
+
+from ui.common import sidebar_about
+
+st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
+
+pages = {
+    "Explore": [
+        st.Page("pages/playground.py", title="Playground", icon="🎛️", default=True, url_path="playground"),
+        st.Page("pages/rewards.py", title="Reward designer", icon="📐", url_path="rewards"),
+    ],
+    "Agents": [
+        st.Page("pages/compare.py", title="Compare agents", icon="🤖", url_path="compare"),
+        st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    ],
+}
+navigation = st.navigation(pages)
+sidebar_about()
+navigation.run()

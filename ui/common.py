@@ -1,0 +1,27 @@
+"""UI pieces every page uses: the sidebar blurb and process-wide resources."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from envlib.beamline import BeamlineSimulator
+
+ABOUT = (
+    "**ARES Reward Lab** — learn how the reward definition shapes what a reinforcement-learning "
+    "agent does, on a real accelerator task: focus and centre the electron beam on a screen of "
+    "the ARES linac (DESY), simulated with Cheetah."
+)
+
+
+def sidebar_about() -> None:
+    """The one-sentence description of the app, in the sidebar."""
+    st.sidebar.markdown(ABOUT)
+
+
+@st.cache_resource(show_spinner=False)
+def shared_simulator() -> BeamlineSimulator:
+    """One Cheetah beamline per server process (thread-safe; tracking holds a lock)."""
+    # Tiny torch ops: more threads only add overhead and contend between sessions.
+    torch.set_num_threads(1)
+    return BeamlineSimulator()
