@@ -200,3 +200,64 @@ class BeamlineSimulator:
         out[:, 0] -= misalignments[:, 6]
         out[:, 2] -= misalignments[:, 7]
         return out
+
+    def track_grid(
+        self,
+        magnets: np.ndarray,
+        incoming: np.ndarray,
+        misalignments: np.ndarray,
+        x_index: int,
+        x_values: np.ndarray,
+        y_index: int,
+        y_values: np.ndarray,
+    ) -> np.ndarray:
+        """Track one beam over a grid of two magnets' settings, the others held fixed.
+
+        Uses Cheetah's broadcasting (magnet x varies along the last batch dimension, magnet
+        y along the first), so each magnet's map is built once per value, not per grid point.
+
+        :param magnets: settings of all five magnets, shape (5,) (1/m^2, rad).
+        :param incoming: incoming beam, shape (11,).
+        :param misalignments: misalignments in m, shape (8,).
+        :param x_index: index in ``[Q1, Q2, CV, Q3, CH]`` of the magnet along x.
+        :param x_values: its settings, shape (nx,).
+        :param y_index: index of the magnet along y (must differ from ``x_index``).
+        :param y_values: its settings, shape (ny,).
+        :return: ``[mu_x, sigma_x, mu_y, sigma_y]`` on the screen in m, shape (ny, nx, 4).
+        """
+        if x_index == y_index or not (0 <= x_index < 5 and 0 <= y_index < 5):
+            raise ValueError(f"x_index and y_index must be two different magnets 0-4, got {x_index}, {y_index}")
+        settings: list[torch.Tensor] = [self._tensor(np.asarray(v, dtype=np.float64)) for v in np.asarray(magnets, dtype=np.float64).reshape(5)]
+        settings[x_index] = self._tensor(np.asarray(x_values, dtype=np.float64).reshape(1, -1))
+        settings[y_index] = self._tensor(np.asarray(y_values, dtype=np.float64).reshape(-1, 1))
+        inc = self._tensor(np.asarray(incoming, dtype=np.float64).reshape(11))
+        mis_np = np.asarray(misalignments, dtype=np.float64).reshape(8)
+        mis = self._tensor(mis_np)
+        beam = cheetah.ParameterBeam.from_parameters(
+            energy=inc[0], mu_x=inc[1], mu_px=inc[2], mu_y=inc[3], mu_py=inc[4],
+            sigma_x=inc[5], sigma_px=inc[6], sigma_y=inc[7], sigma_py=inc[8],
+            sigma_tau=inc[9], sigma_p=inc[10], dtype=self.dtype,
+        )  # fmt: skip
+        seg = self.segment
+        with self._lock, torch.no_grad():
+            # The batched caches of track() do not describe the segment after this call.
+            self._beam_key = None
+            self._misalignment_key = None
+            seg.AREAMQZM1.misalignment = mis[0:2]
+            seg.AREAMQZM2.misalignment = mis[2:4]
+            seg.AREAMQZM3.misalignment = mis[4:6]
+            seg.AREAMQZM1.k1 = settings[0]
+            seg.AREAMQZM2.k1 = settings[1]
+            seg.AREAMCVM1.angle = settings[2]
+            seg.AREAMQZM3.k1 = settings[3]
+            seg.AREAMCHM1.angle = settings[4]
+            out_beam = seg.track(beam)
+            out = torch.stack(
+                [out_beam.mu_x, out_beam.sigma_x, out_beam.mu_y, out_beam.sigma_y], dim=-1
+            )
+        ny, nx = len(np.atleast_1d(y_values)), len(np.atleast_1d(x_values))
+        out = out.numpy().astype(np.float64, copy=True)
+        out = np.broadcast_to(out, (ny, nx, 4)).copy()
+        out[..., 0] -= mis_np[6]
+        out[..., 2] -= mis_np[7]
+        return out
