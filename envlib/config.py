@@ -25,6 +25,7 @@ SourceMode = Literal["constant", "random"]
 Actuators = Literal["all", "quadrupoles"]
 ObservationMode = Literal["beam_magnets", "beam_magnets_target", "full"]
 Algorithm = Literal["PPO", "TD3"]
+LrSchedule = Literal["constant", "linear"]
 
 #: The fixed demo incoming beam (energy in eV, m, rad), order of ``INCOMING_BEAM_NAMES``.
 DEMO_INCOMING_BEAM = (80e6, -5e-4, 6e-5, 3e-4, 3e-5, 4e-4, 4e-5, 1e-4, 4e-5, 1e-6, 4e-6)
@@ -260,6 +261,12 @@ class TrainConfig:
     #: Evaluate on fixed seeds every this many timesteps; 0 disables.
     eval_every: int = 20_000
     eval_episodes: int = 20
+    #: ``linear`` decays the learning rate to 0 at ``total_timesteps``.
+    lr_schedule: LrSchedule = "constant"
+    #: PPO only: entropy bonus, GAE lambda and clip range (SB3's defaults).
+    ent_coef: float = 0.0
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
 
     def __post_init__(self) -> None:
         for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps"):
@@ -288,6 +295,9 @@ class TrainConfig:
         _check("seed", 0 <= self.seed < 2**32, f"must be from 0 to 2**32 - 1, got {self.seed!r}")
         _check("eval_every", self.eval_every >= 0, f"must be >= 0 (0 disables), got {self.eval_every!r}")
         _check("eval_episodes", 1 <= self.eval_episodes <= 1000, f"must be from 1 to 1000, got {self.eval_episodes!r}")
+        _check("ent_coef", 0.0 <= self.ent_coef <= 1.0, f"must be in [0, 1], got {self.ent_coef!r}")
+        _check("gae_lambda", 0.0 <= self.gae_lambda <= 1.0, f"must be in [0, 1], got {self.gae_lambda!r}")
+        _check("clip_range", 0.0 < self.clip_range <= 1.0, f"must be in (0, 1], got {self.clip_range!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, prefix: str = "") -> TrainConfig:
