@@ -175,7 +175,10 @@ class RewardSpec:
         errors = np.abs(np.atleast_2d(errors))
         if self.form == "squared":
             errors = errors**2
-        return errors @ self.weight_vector
+        w = self.weight_vector
+        used = w != 0
+        # Column sum (not a dot product) so the presets reproduce envlib.rewards bit for bit.
+        return (errors[:, used] * w[used]).sum(axis=1)
 
     def objective(self, distance: np.ndarray) -> np.ndarray:
         """O from d: d itself, or ln(d + eps) for the log form, shape (N,)."""
@@ -183,12 +186,16 @@ class RewardSpec:
             return np.log(distance + LOG_EPSILON)
         return distance
 
-    def scaled(self, objective: np.ndarray, objective_0: np.ndarray) -> np.ndarray:
-        """Ô: normalised by O_0 if ``normalize``, else in mm (mm^2) units, shape (N,)."""
+    def scaled(self, objective: np.ndarray, objective_0: np.ndarray, difference: bool = False) -> np.ndarray:
+        """Ô: normalised by O_0 if ``normalize``, else in mm (mm^2) units, shape (N,).
+
+        :param difference: ``objective`` is a difference of two objectives (O_0 cancels
+            in the log form).
+        """
         if not self.normalize:
             return objective * _UNIT_SCALE[self.form]
         if self.form == "log":
-            return objective - objective_0
+            return objective if difference else objective - objective_0
         return objective / np.maximum(objective_0, MIN_OBJECTIVE_0 ** (2 if self.form == "squared" else 1))
 
     def parts(
@@ -215,11 +222,12 @@ class RewardSpec:
         out: dict[str, np.ndarray] = {}
         if self.uses_objective:
             o0 = self.objective(self.distance(errors_0))
-            now = self.scaled(self.objective(self.distance(errors)), o0)
+            now = self.objective(self.distance(errors))
             if self.kind == "negative_objective":
-                out["objective"] = -now
+                out["objective"] = -self.scaled(now, o0)
             else:
-                out["objective"] = self.scaled(self.objective(self.distance(previous_errors)), o0) - now
+                previous = self.objective(self.distance(previous_errors))
+                out["objective"] = self.scaled(previous - now, o0, difference=True)
         if self.pixel_weight:
             out["sum_of_pixels"] = -self.pixel_weight * np.asarray(pixel_sum, dtype=np.float64)
         if self.time_reward:

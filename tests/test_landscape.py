@@ -1,0 +1,82 @@
+"""Reward landscapes agree with stepping the single environment."""
+
+import numpy as np
+import pytest
+
+from envlib.beamline import BeamlineSimulator, MAGNET_LIMITS
+from envlib.config import DEMO_INCOMING_BEAM, EnvConfig
+from envlib.env import AresEAEnv
+from envlib.landscape import reward_cut, reward_landscape
+from envlib.reward_spec import preset
+from envlib.task import EpisodeStart
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    return BeamlineSimulator()
+
+
+@pytest.fixture
+def start():
+    return EpisodeStart(
+        target=np.array([0.0, 5e-5, 0.0, 5e-5]),
+        incoming=np.array(DEMO_INCOMING_BEAM),
+        misalignments=np.array([1e-4, -2e-4, 0, 0, 3e-4, 0, 5e-5, -5e-5]),
+        magnets=np.array([3.0, -2.0, 0.0, 1.0, 0.0]),
+    )
+
+
+def direct_env(simulator, mode):
+    config = EnvConfig(
+        action_mode="direct", actuators="all", rescale_action=None, reward_mode=mode,
+        objective_terms=("sigma_x", "sigma_y"), time_limit=None,
+    )  # fmt: skip
+    return AresEAEnv(config, simulator=simulator)
+
+
+@pytest.mark.parametrize("mode", ["negative_objective", "objective_improvement"])
+def test_landscape_matches_a_direct_scan_with_the_single_env(simulator, start, mode):
+    current = np.array([10.0, -10.0, 1e-3, 5.0, -1e-3])
+    land = reward_landscape(preset(mode), start, current, simulator, x_index=0, y_index=1, n=9)
+    env = direct_env(simulator, mode)
+    scan = np.empty((9, 9))
+    for row, q2 in enumerate(land.y_values):
+        for col, q1 in enumerate(land.x_values):
+            env.reset(options={"start": start})
+            env.step(current)  # the "previous" state of objective_improvement
+            _, reward, *_ = env.step(np.array([q1, q2, current[2], current[3], current[4]]))
+            scan[row, col] = reward
+    np.testing.assert_allclose(land.reward, scan, rtol=1e-9, atol=1e-12)
+    best_row, best_col = np.unravel_index(np.argmax(scan), scan.shape)
+    assert land.best[:2] == (land.x_values[best_col], land.y_values[best_row])
+
+
+def test_focusing_optimum_is_not_at_the_edge_and_beats_the_start(simulator, start):
+    land = reward_landscape(preset("negative_objective"), start, start.magnets, simulator, n=101)
+    x, y, best = land.best
+    assert abs(x) < MAGNET_LIMITS[0] and abs(y) < MAGNET_LIMITS[1]
+    assert best > land.current_reward > -1.0 - 1e-9
+
+
+def test_sum_of_pixels_landscape_is_flat_where_the_beam_stays_on_screen(simulator, start):
+    pixels = reward_landscape(preset("sum_of_pixels"), start, start.magnets, simulator, n=61,
+                              x_range=(-5, 5), y_range=(-5, 5))  # fmt: skip
+    focus = reward_landscape(preset("negative_objective"), start, start.magnets, simulator, n=61,
+                             x_range=(-5, 5), y_range=(-5, 5))  # fmt: skip
+    # A few per cent of the beam's tail at the screen edge is all sum_of_pixels sees.
+    assert pixels.spread < 0.05 < 0.5 < focus.spread
+
+
+def test_cut_is_the_row_of_the_landscape_through_the_current_setting(simulator, start):
+    values, cut = reward_cut(preset("negative_objective"), start, start.magnets, simulator, index=3, n=50)
+    env = direct_env(simulator, "negative_objective")
+    env.reset(options={"start": start})
+    magnets = start.magnets.copy()
+    magnets[3] = values[17]
+    _, reward, *_ = env.step(magnets)
+    assert cut[17] == pytest.approx(reward, rel=1e-9)
+
+
+def test_grid_size_is_bounded(simulator, start):
+    with pytest.raises(ValueError, match="n must be"):
+        reward_landscape(preset("negative_objective"), start, start.magnets, simulator, n=10_000)
