@@ -88,3 +88,91 @@ def screen_figure(
         uirevision="screen",
     )
     return fig
+
+
+def _magnet_axis(index: int) -> tuple[str, float]:
+    """Axis title and scale factor for a magnet: k1 in 1/m^2, angles shown in mrad."""
+    from envlib.beamline import CORRECTOR_INDICES, MAGNET_LABELS
+
+    if index in CORRECTOR_INDICES:
+        return f"{MAGNET_LABELS[index]} (mrad)", 1e3
+    return f"{MAGNET_LABELS[index]} (1/m²)", 1.0
+
+
+def landscape_figure(landscape, *, title: str | None = None, height: int = 420) -> go.Figure:
+    """Heatmap of a :class:`envlib.landscape.Landscape` with the current and best settings marked.
+
+    The colour range runs from the 2nd percentile to the maximum, so a few huge penalties
+    (beam blown up) do not wash out the structure near the optimum; a flat landscape shows
+    as one colour.
+
+    :param landscape: reward over a grid of two magnets.
+    :param title: figure title.
+    :param height: figure height in px.
+    """
+    x_title, x_scale = _magnet_axis(landscape.x_index)
+    y_title, y_scale = _magnet_axis(landscape.y_index)
+    z = landscape.reward
+    zmax = float(z.max())
+    zmin = float(np.percentile(z, 2))
+    if zmax - zmin < 1e-12:
+        zmin = zmax - 1e-12
+    bx, by, best = landscape.best
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.astype(np.float32),
+            x=(landscape.x_values * x_scale).astype(np.float32),
+            y=(landscape.y_values * y_scale).astype(np.float32),
+            zmin=zmin,
+            zmax=zmax,
+            colorscale="Viridis",
+            colorbar=dict(title=dict(text="reward", side="right"), thickness=12),
+            hovertemplate=f"{x_title}: %{{x:.3g}}<br>{y_title}: %{{y:.3g}}<br>reward: %{{z:.4g}}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[landscape.current[0] * x_scale], y=[landscape.current[1] * y_scale], mode="markers",
+            marker=dict(symbol="x", size=13, color="white", line=dict(width=1, color="black")),
+            name=f"now: {landscape.current_reward:.4g}",
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[bx * x_scale], y=[by * y_scale], mode="markers",
+            marker=dict(symbol="star", size=15, color="orange", line=dict(width=1, color="black")),
+            name=f"best: {best:.4g}",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=title,
+        height=height,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+    )
+    return fig
+
+
+def cut_figure(index: int, values: np.ndarray, curves: dict[str, np.ndarray], current: float, *, height: int = 300) -> go.Figure:
+    """Reward along one magnet for one or more rewards (a 1-D cut through landscapes).
+
+    :param index: the magnet, index into ``[Q1, Q2, CV, Q3, CH]``.
+    :param values: its settings, shape (n,).
+    :param curves: reward name -> reward along the cut, shape (n,) each.
+    :param current: the magnet's current setting (marked by a vertical line).
+    """
+    title, scale = _magnet_axis(index)
+    fig = go.Figure()
+    for name, reward in curves.items():
+        fig.add_trace(go.Scatter(x=values * scale, y=reward, mode="lines", name=name))
+    fig.add_vline(x=current * scale, line=dict(color="grey", dash="dot"))
+    fig.update_layout(
+        height=height,
+        xaxis_title=title,
+        yaxis_title="reward",
+        margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+    )
+    return fig
