@@ -18,9 +18,10 @@ from typing import Any, Literal
 import yaml
 
 from envlib.beamline import BEAM_PARAMETER_NAMES
+from envlib.reward_spec import RewardSpec, RewardSpecError, preset
 
 ActionMode = Literal["direct", "delta"]
-RewardMode = Literal["negative_objective", "objective_improvement", "sum_of_pixels"]
+RewardMode = Literal["negative_objective", "objective_improvement", "sum_of_pixels", "custom"]
 SourceMode = Literal["constant", "random"]
 Actuators = Literal["all", "quadrupoles"]
 ObservationMode = Literal["beam_magnets", "beam_magnets_target", "full"]
@@ -63,6 +64,13 @@ def _type_name(tp: Any) -> str:
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
     origin = typing.get_origin(tp)
+    if tp is RewardSpec:
+        if isinstance(value, RewardSpec):
+            return value
+        try:
+            return RewardSpec.from_dict(value)
+        except RewardSpecError as exc:
+            raise ConfigError(f"{key}.{exc.key}", exc.message) from None
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None:
@@ -77,6 +85,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
                 return _coerce(key, value, arg)
             except ConfigError as exc:
                 errors.append(exc)
+        if len(errors) == 1:  # X | None: X's own message is the most precise one
+            raise errors[0]
         raise ConfigError(key, f"must be {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         allowed = typing.get_args(tp)
@@ -143,6 +153,8 @@ def _check(key: str, ok: bool, message: str) -> None:
 
 
 def _to_plain(value: Any) -> Any:
+    if isinstance(value, RewardSpec):
+        return value.to_dict()
     if isinstance(value, tuple):
         return [_to_plain(v) for v in value]
     return value
@@ -191,9 +203,42 @@ class EnvConfig:
     magnet_init_mode: SourceMode = "constant"
     #: Initial ``[Q1, Q2, CV, Q3, CH]`` in 1/m^2 and rad, when constant.
     magnet_init_values: tuple[float, float, float, float, float] = (0.0,) * 5
+    #: The reward when ``reward_mode`` is ``custom`` (see :mod:`envlib.reward_spec`).
+    reward: RewardSpec | None = None
+
+    @property
+    def reward_spec(self) -> RewardSpec:
+        """The reward as a spec: the custom one, or the preset of ``reward_mode``."""
+        if self.reward_mode == "custom":
+            return self.reward
+        return preset(self.reward_mode, self.objective_terms, self.time_reward)
 
     def __post_init__(self) -> None:
         from envlib.beamline import MAGNET_LIMITS
+
+        if self.reward_mode == "custom":
+            _check("reward", self.reward is not None, "is required when reward_mode is 'custom'")
+            _check(
+                "time_reward",
+                self.time_reward == 0.0,
+                "must be 0 with reward_mode 'custom': the time term is the reward spec's time_reward",
+            )
+        else:
+            _check(
+                "reward",
+                self.reward is None,
+                f"is only used with reward_mode 'custom' (reward_mode is {self.reward_mode!r})",
+            )
+        thresholds = (
+            self.target_mu_x_threshold, self.target_sigma_x_threshold,
+            self.target_mu_y_threshold, self.target_sigma_y_threshold,
+        )  # fmt: skip
+        if self.reward is not None and self.reward.success_bonus:
+            _check(
+                "reward.success_bonus",
+                any(t is not None for t in thresholds),
+                "needs at least one target_*_threshold: the bonus is paid while all set thresholds hold",
+            )
 
         _check("time_limit", self.time_limit is None or self.time_limit >= 1, "must be at least 1 step, or null")
         _check("threshold_hold", self.threshold_hold >= 1, "must be at least 1 step")

@@ -97,9 +97,10 @@ class TaskState:
     """State of N environments; every array has N rows.
 
     ``target`` (N, 4) m; ``incoming`` (N, 11); ``misalignments`` (N, 8) m; ``magnets``
-    (N, 5); ``beam`` (N, 4) m on the screen; ``objective_0`` and ``objective`` (N,) m;
-    ``steps`` and ``hold`` (N,) counts of steps taken and of consecutive steps within
-    the thresholds.
+    (N, 5); ``beam`` (N, 4) m on the screen; ``errors_0`` and ``errors`` (N, 4) m, beam
+    minus target at reset and now; ``objective_0`` and ``objective`` (N,) m, the objective
+    over ``objective_terms``; ``steps`` and ``hold`` (N,) counts of steps taken and of
+    consecutive steps within the thresholds.
     """
 
     target: np.ndarray
@@ -107,6 +108,8 @@ class TaskState:
     misalignments: np.ndarray
     magnets: np.ndarray
     beam: np.ndarray
+    errors_0: np.ndarray
+    errors: np.ndarray
     objective_0: np.ndarray
     objective: np.ndarray
     steps: np.ndarray
@@ -120,6 +123,8 @@ class TaskState:
             misalignments=np.zeros((n, 8)),
             magnets=np.zeros((n, 5)),
             beam=np.zeros((n, 4)),
+            errors_0=np.zeros((n, 4)),
+            errors=np.zeros((n, 4)),
             objective_0=np.ones(n),
             objective=np.ones(n),
             steps=np.zeros(n, dtype=np.int64),
@@ -150,6 +155,8 @@ class AresEATask:
         size = OBSERVATION_SIZES[config.observation]
         self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float32)
         self._term_mask = rewards.term_mask(config.objective_terms)
+        #: The reward (the preset of ``reward_mode`` or the custom spec).
+        self.reward_spec = config.reward_spec
         self._thresholds = np.array(
             [
                 np.inf if v is None else v
@@ -233,6 +240,8 @@ class AresEATask:
         state.magnets[rows] = np.stack([s.magnets for s in starts])
         beam = self.simulator.track(state.magnets[rows], state.incoming[rows], state.misalignments[rows])
         state.beam[rows] = beam
+        state.errors_0[rows] = beam - state.target[rows]
+        state.errors[rows] = beam - state.target[rows]
         obj = self.objective(beam, state.target[rows])
         state.objective_0[rows] = obj
         state.objective[rows] = obj
@@ -257,14 +266,23 @@ class AresEATask:
         mode_rewards = rewards.all_mode_rewards(
             objective=objective, previous_objective=previous, objective_0=state.objective_0, pixel_sum=pixels
         )
-        base = mode_rewards[cfg.reward_mode]
-        reward = base + cfg.time_reward
+        signed_errors = beam - state.target
+        errors = np.abs(signed_errors)
+        within = np.all(errors <= self._thresholds, axis=1) if self._has_threshold else np.zeros(len(beam), dtype=bool)
+        parts = self.reward_spec.parts(
+            errors=signed_errors,
+            previous_errors=state.errors,
+            errors_0=state.errors_0,
+            pixel_sum=pixels,
+            on_screen=on_screen,
+            within_thresholds=within,
+        )
+        reward = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(beam))
 
         state.beam = beam
+        state.errors = signed_errors
         state.objective = objective
         state.steps = state.steps + 1
-        errors = rewards.beam_errors(beam, state.target)
-        within = np.all(errors <= self._thresholds, axis=1)
         state.hold = np.where(within, state.hold + 1, 0)
         success = (state.hold >= cfg.threshold_hold) if self._has_threshold else np.zeros(len(beam), dtype=bool)
         aborted = ~on_screen if cfg.abort_if_off_screen else np.zeros(len(beam), dtype=bool)
@@ -280,7 +298,7 @@ class AresEATask:
             pixels=pixels,
             on_screen=on_screen,
             mode_rewards=mode_rewards,
-            base=base,
+            parts=parts,
             success=success,
             aborted=aborted,
         )
@@ -294,7 +312,7 @@ class AresEATask:
         pixels: np.ndarray,
         on_screen: np.ndarray,
         mode_rewards: dict[str, np.ndarray] | None = None,
-        base: np.ndarray | None = None,
+        parts: dict[str, np.ndarray] | None = None,
         success: np.ndarray | None = None,
         aborted: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
@@ -308,10 +326,9 @@ class AresEATask:
         obj, obj0, px, on = state.objective.tolist(), state.objective_0.tolist(), pixels.tolist(), on_screen.tolist()
         steps = state.steps.tolist()
         by_mode = {m: r.tolist() for m, r in mode_rewards.items()} if mode_rewards is not None else None
-        base_l = base.tolist() if base is not None else None
+        parts_l = {k: v.tolist() for k, v in parts.items()} if parts is not None else None
         succ = success.tolist() if success is not None else false
         abrt = aborted.tolist() if aborted is not None else false
-        time_reward = float(self.config.time_reward)
         out = []
         for i in range(n):
             info: dict[str, Any] = {
@@ -331,7 +348,7 @@ class AresEATask:
             }
             if by_mode is not None:
                 info["rewards_by_mode"] = {m: r[i] for m, r in by_mode.items()}
-                info["reward_parts"] = {"reward_mode": base_l[i], "time_reward": time_reward}
+                info["reward_parts"] = {k: v[i] for k, v in parts_l.items()}
             out.append(info)
         return out
 
