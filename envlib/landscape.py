@@ -164,3 +164,29 @@ def reward_cut(
         y_range=(value, value), thresholds=thresholds,
     )  # fmt: skip
     return land.x_values, land.reward[0]
+
+
+def reward_parts_at(
+    spec: RewardSpec,
+    start: EpisodeStart,
+    previous_magnets: Sequence[float],
+    magnets: Sequence[float],
+    simulator: BeamlineSimulator,
+    *,
+    thresholds: Sequence[float | None] = (None, None, None, None),
+) -> dict[str, float]:
+    """Each term of the reward of one step from ``previous_magnets`` to ``magnets``.
+
+    :param start: the episode's initial state (defines obj_0).
+    :return: term name -> value; the reward is their sum.
+    """
+    rows = np.stack([start.magnets, np.asarray(previous_magnets, float), np.asarray(magnets, float)])
+    beams = simulator.track(rows, np.tile(start.incoming, (3, 1)), np.tile(start.misalignments, (3, 1)))
+    errors = beams - start.target
+    th = np.array([np.inf if t is None else t for t in thresholds], dtype=np.float64)
+    within = np.all(np.abs(errors[2:]) <= th, axis=1) if np.isfinite(th).any() else np.zeros(1, bool)
+    parts = spec.parts(
+        errors=errors[2:], previous_errors=errors[1:2], errors_0=errors[0:1],
+        pixel_sum=pixel_sum(beams[2:]), on_screen=is_on_screen(beams[2:]), within_thresholds=within,
+    )  # fmt: skip
+    return {name: float(value[0]) for name, value in parts.items()}
