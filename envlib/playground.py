@@ -143,10 +143,14 @@ class Readout:
     time_reward: float
 
     @classmethod
-    def from_info(cls, info: dict[str, Any], previous_objective: float) -> Readout:
-        """Build from a step's ``info`` (see :class:`envlib.env.AresEAEnv`)."""
-        # reward_parts are the reward spec's terms; "time" is there when time_reward != 0.
-        time_reward = float(info["reward_parts"].get("time", 0.0))
+    def from_info(cls, info: dict[str, Any], previous_objective: float, time_reward: float) -> Readout:
+        """Build from a step's ``info`` (see :class:`envlib.env.AresEAEnv`).
+
+        :param previous_objective: obj_{j-1} in m.
+        :param time_reward: the config's time term, added to every mode's reward
+            (``rewards_by_mode`` leaves it out).
+        """
+        time_reward = float(time_reward)
         return cls(
             magnets=np.array(info["magnets"]),
             beam=np.array(info["beam"]),
@@ -251,7 +255,7 @@ class PlaygroundSession:
         state = copy.deepcopy(self.env.state)
         previous = float(state.objective[0])
         _, _, _, _, infos = self._direct.step(state, np.asarray(magnets, dtype=np.float64).reshape(1, 5))
-        return Readout.from_info(infos[0], previous)
+        return Readout.from_info(infos[0], previous, self.config.time_reward)
 
     def step_to(self, magnets: Sequence[float]) -> Readout:
         """One environment step towards ``magnets``, appended to the history.
@@ -271,7 +275,7 @@ class PlaygroundSession:
         previous = float(self.env.state.objective[0])
         # float64, not the space's float32: a direct step lands exactly on ``wanted``.
         _, _, _, _, info = self.env.step(action)
-        readout = Readout.from_info(info, previous)
+        readout = Readout.from_info(info, previous, self.config.time_reward)
         self.history.append(self._row(info, rewards=readout.rewards))
         return readout
 
