@@ -383,8 +383,11 @@ class RunConfig:
         data = dict(data)
         env_keys = {f.name for f in dataclasses.fields(EnvConfig)}
         train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-        env_data = data.pop("env", None) or {}
-        train_data = data.pop("train", None) or {}
+        # `env:` with nothing after it is null (defaults); any other non-mapping is an error.
+        env_data = data.pop("env", None)
+        train_data = data.pop("train", None)
+        env_data = {} if env_data is None else env_data
+        train_data = {} if train_data is None else train_data
         for name in ("env", "train"):
             section = env_data if name == "env" else train_data
             if not isinstance(section, dict):
