@@ -1,0 +1,109 @@
+"""Configuration: bad input raises one clear ConfigError naming the key; safe YAML in and out."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
+
+BAD_VALUES = [
+    ({"env": {"reward_mod": "negative_objective"}}, "env.reward_mod", "allowed keys are"),
+    ({"train": {"n_env": 4}}, "train.n_env", "allowed keys are"),
+    ({"colour": "red"}, "colour", "allowed at the top level"),
+    ({"env": {"time_limit": "25"}}, "env.time_limit", "integer"),
+    ({"env": {"abort_if_off_screen": "yes"}}, "env.abort_if_off_screen", "true or false"),
+    ({"env": {"time_reward": "-1"}}, "env.time_reward", "number"),
+    ({"env": {"time_reward": float("nan")}}, "env.time_reward", "finite"),
+    ({"train": {"net_arch": 64}}, "train.net_arch", "list"),
+    ({"env": {"target_beam_values": [0, -1e-4, 0, 1e-4]}}, "env.target_beam_values", ">= 0"),
+    ({"env": {"incoming_values": [80e6, 0, 0, 0, 0, -1e-4, 1e-5, 1e-4, 1e-5, 1e-6, 1e-6]}}, "env.incoming_values", "> 0"),
+    ({"env": {"incoming_values": [80e6, 0, 0]}}, "env.incoming_values", "11 values"),
+    ({"env": {"target_sigma_x_threshold": -1e-5}}, "env.target_sigma_x_threshold", "positive"),
+    ({"env": {"time_limit": 0}}, "env.time_limit", "at least 1"),
+    ({"env": {"threshold_hold": 0}}, "env.threshold_hold", "at least 1"),
+    ({"env": {"rescale_action": [3, -3]}}, "env.rescale_action", "low < high"),
+    ({"env": {"objective_terms": ["sigma_z"]}}, "env.objective_terms", "mu_x"),
+    ({"env": {"magnet_init_values": [100, 0, 0, 0, 0]}}, "env.magnet_init_values", "limit"),
+    ({"env": {"reward_mode": "positive_objective"}}, "env.reward_mode", "'negative_objective'"),
+    ({"env": {"action_mode": "absolute"}}, "env.action_mode", "'direct', 'delta'"),
+    ({"train": {"n_envs": 2, "n_steps": 10, "batch_size": 64}}, "train.batch_size", "n_steps * n_envs = 20"),
+    ({"train": {"gamma": 1.5}}, "train.gamma", "(0, 1]"),
+    ({"env": []}, "env", "mapping"),
+    ({"train": 0}, "train", "mapping"),
+]
+
+
+@pytest.mark.parametrize("data, key, allowed", BAD_VALUES, ids=[f"{k}: {a}" for _, k, a in BAD_VALUES])
+def test_bad_values_raise_config_error_naming_the_key(data, key, allowed):
+    with pytest.raises(ConfigError) as excinfo:
+        RunConfig.from_dict(data)
+    assert excinfo.value.key == key
+    assert str(excinfo.value).startswith(f"{key}: ")
+    assert allowed in excinfo.value.message
+
+
+def test_env_config_alone_names_keys_without_prefix():
+    with pytest.raises(ConfigError) as excinfo:
+        EnvConfig.from_dict({"reward_mode": "sum_of_pixel"})
+    assert excinfo.value.key == "reward_mode"
+    for mode in ("negative_objective", "objective_improvement", "sum_of_pixels"):
+        assert mode in excinfo.value.message
+
+
+def test_a_config_is_a_value_error_for_callers_that_catch_those():
+    with pytest.raises(ValueError):
+        TrainConfig(batch_size=10_000)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EnvConfig().time_limit = 3
+
+
+def test_yaml_round_trip_gives_the_same_config(tmp_path):
+    config = RunConfig(
+        env=EnvConfig(
+            action_mode="direct", reward_mode="objective_improvement", time_reward=-1.0, abort_if_off_screen=True,
+            time_limit=None, target_sigma_x_threshold=2e-5, threshold_hold=3, rescale_action=None,
+            objective_terms=("mu_x", "sigma_x"), actuators="all", observation="full", target_beam_mode="random",
+            misalignment_mode="random", magnet_init_mode="constant", magnet_init_values=(1.0, -2.0, 1e-4, 3.0, -1e-4),
+        ),
+        train=TrainConfig(n_envs=8, n_steps=16, batch_size=32, net_arch=(32, 16), frame_stack=2, seed=7),
+        display_name="Sean Kelley",
+    )  # fmt: skip
+    text = config.to_yaml()
+    assert "!!" not in text  # plain data only: no Python tags
+    assert RunConfig.from_yaml(text) == config
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    assert RunConfig.load(path) == config
+    assert yaml.safe_load(text)["env"]["objective_terms"] == ["mu_x", "sigma_x"]
+
+
+def test_the_tutorials_flat_config_is_accepted():
+    config = RunConfig.from_dict(
+        {"run_name": "Betty Gordon", "reward_mode": "objective_improvement", "n_envs": 40, "batch_size": 100,
+         "rescale_action": [-3, 3], "time_limit": 25}
+    )  # fmt: skip
+    assert config.display_name == "Betty Gordon"
+    assert config.env.reward_mode == "objective_improvement" and config.env.rescale_action == (-3.0, 3.0)
+    assert config.train.n_envs == 40 and config.train.batch_size == 100
+
+
+def test_yaml_with_a_python_object_tag_is_refused_and_runs_nothing(tmp_path):
+    witness = tmp_path / "pwned"
+    text = f"env: !!python/object/apply:builtins.open ['{witness}', 'w']\n"
+    with pytest.raises(ConfigError) as excinfo:
+        RunConfig.from_yaml(text)
+    assert excinfo.value.key == "config"
+    assert not witness.exists()
+    with pytest.raises(ConfigError):
+        RunConfig.from_yaml("!!python/object:envlib.config.EnvConfig {}\n")
+
+
+def test_unreadable_files_and_broken_yaml_raise_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        RunConfig.load(tmp_path / "missing.yml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        RunConfig.from_yaml("env: {reward_mode: [\n")
