@@ -134,6 +134,11 @@ class BeamlineSimulator:
         self._beam_key: np.ndarray | None = None
         self._misalignment_key: np.ndarray | None = None
 
+    def __deepcopy__(self, memo: dict) -> BeamlineSimulator:
+        # A simulator is a shared, thread-safe resource, not a value: gymnasium.make()
+        # deep-copies its kwargs, and gymnasium.make(..., simulator=sim) must share ``sim``.
+        return self
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=self.dtype)
 
