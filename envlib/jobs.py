@@ -571,7 +571,10 @@ class JobManager:
     def close(self, kill_jobs: bool = False) -> None:
         """Stop watching. Training processes keep running and a new manager picks them up,
         unless ``kill_jobs`` (tests, benchmarks): then running ones are killed and recorded.
+        Closing twice does nothing.
         """
+        if self._closed.is_set():
+            return
         self._closed.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -1,0 +1,229 @@
+"""Background training jobs: real ``python -m envlib.train`` processes under a JobManager."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from envlib.config import ConfigError, RunConfig
+from envlib.jobs import JOB_FILE, Job, JobError, JobLimits, JobManager, list_finished_runs
+from envlib.runs import EPISODES_FILE, MODEL_FILE, read_episodes, read_progress
+
+#: A tiny but real training: 8 envs, rollouts of 128 steps, a network of one 8-unit layer.
+TINY = {
+    "display_name": "Tiny Test",
+    "train": {
+        "n_envs": 8,
+        "n_steps": 16,
+        "batch_size": 64,
+        "n_epochs": 2,
+        "total_timesteps": 2048,
+        "net_arch": [8],
+        "eval_every": 1024,
+        "eval_episodes": 2,
+        "seed": 3,
+    },
+}
+
+
+def tiny(**train: object) -> RunConfig:
+    return RunConfig.from_dict({**TINY, "train": {**TINY["train"], **train}})
+
+
+#: Long enough that it only ends when a test stops or kills it.
+LONG = {"total_timesteps": 500_000}
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 90.0, every: float = 0.1) -> object:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout} s waiting for {condition}")
+
+
+def pid_of(job: Job) -> int:
+    return int(job.handle.split(":")[0])
+
+
+def has_trained(manager: JobManager, job_id: str) -> bool:
+    """The job's process is past start-up and has taken environment steps."""
+    try:
+        return read_progress(manager.run_dir(job_id)).timesteps > 0
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def make_manager(tmp_path):
+    """Managers on ``tmp_path / 'runs'`` that kill their processes when the test ends."""
+    managers: list[JobManager] = []
+
+    def make(**limits: object) -> JobManager:
+        manager = JobManager(tmp_path / "runs", limits=JobLimits(**limits), poll_s=0.2)
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in reversed(managers):
+        manager.close(kill_jobs=True)
+
+
+@pytest.mark.slow
+def test_tiny_job_runs_to_completion_and_its_history_grows_while_it_runs(make_manager):
+    manager = make_manager()
+    job = manager.submit(tiny(), owner="alice")
+    assert job.status == "running" and job.display_name == "Tiny Test"
+    run_dir = manager.run_dir(job.job_id)
+
+    episode_counts_while_running = []
+    while manager.status(job.job_id).status == "running":
+        if (run_dir / EPISODES_FILE).exists() and read_progress(run_dir).status == "running":
+            episode_counts_while_running.append(len(read_episodes(run_dir)))
+        time.sleep(0.2)
+    assert len(set(episode_counts_while_running) - {0}) >= 2, "episodes.csv should grow during training"
+    assert episode_counts_while_running == sorted(episode_counts_while_running)
+
+    done = manager.status(job.job_id)
+    assert done.status == "finished", done.error
+    assert done.exit_code == 0 and done.ended >= done.started
+    assert (run_dir / MODEL_FILE).is_file()
+    assert read_progress(run_dir).timesteps >= 2048
+    assert json.loads((run_dir / JOB_FILE).read_text())["status"] == "finished"
+    finished = list_finished_runs(manager.runs_dir)
+    assert [(r.run_id, r.display_name, r.status) for r in finished] == [(job.job_id, "Tiny Test", "finished")]
+
+
+@pytest.mark.slow
+def test_second_job_waits_for_the_free_slot_and_starts_when_the_first_ends(make_manager):
+    manager = make_manager(max_concurrent=1)
+    first = manager.submit(tiny(**LONG), owner="alice")
+    second = manager.submit(tiny(), owner="bob")
+    assert (first.status, second.status, second.position) == ("running", "queued", 1)
+
+    wait_for(lambda: has_trained(manager, first.job_id))
+    still = manager.status(second.job_id)
+    assert still.status == "queued" and still.position == 1 and still.handle is None
+    assert not (manager.run_dir(second.job_id) / "progress.json").exists()
+
+    manager.stop(first.job_id, owner="alice")
+    stopped = wait_for(lambda: (j := manager.status(first.job_id)).status != "running" and j)
+    assert stopped.status == "stopped", stopped.error
+    assert stopped.stop_reason == "stopped by its owner"
+    assert (manager.run_dir(first.job_id) / MODEL_FILE).is_file(), "a stopped job keeps the model it reached"
+    assert 0 < read_progress(manager.run_dir(first.job_id)).timesteps < LONG["total_timesteps"]
+
+    started = wait_for(lambda: (j := manager.status(second.job_id)).status == "running" and j, timeout=5)
+    assert started.position is None and started.handle is not None
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_training_process_marks_the_job_failed_with_the_reason_and_log(make_manager):
+    manager = make_manager()
+    job = manager.submit(tiny(**LONG), owner="alice")
+    wait_for(lambda: has_trained(manager, job.job_id))
+
+    os.kill(pid_of(job), signal.SIGKILL)
+    failed = wait_for(lambda: (j := manager.status(job.job_id)).status != "running" and j, timeout=10)
+    assert failed.status == "failed"
+    assert failed.exit_code == -signal.SIGKILL
+    assert "SIGKILL" in failed.error
+    assert str(manager.run_dir(job.job_id)) in failed.log_tail  # the CLI's first line
+    assert list_finished_runs(manager.runs_dir) == []
+
+
+@pytest.mark.slow
+def test_a_new_manager_recovers_the_list_and_marks_a_job_whose_process_is_gone_interrupted(make_manager):
+    before = make_manager(max_concurrent=1)
+    first = before.submit(tiny(**LONG), owner="alice")
+    second = before.submit(tiny(**LONG), owner="bob")
+    wait_for(lambda: has_trained(before, first.job_id))
+    before.close()  # the server goes away; the training process does not
+
+    after = make_manager(max_concurrent=1)
+    recovered = {j.job_id: j for j in after.list()}
+    assert set(recovered) == {first.job_id, second.job_id}
+    assert recovered[first.job_id].status == "running", "a live process is watched again"
+    assert (recovered[second.job_id].status, recovered[second.job_id].position) == ("queued", 1)
+    assert after.owns(recovered[first.job_id], "alice") and not after.owns(recovered[first.job_id], "bob")
+
+    os.kill(pid_of(first), signal.SIGKILL)  # dies while the new manager is not its parent
+    gone = wait_for(lambda: (j := after.status(first.job_id)).status != "running" and j, timeout=10)
+    assert gone.status == "interrupted"
+    assert "gone" in gone.error and gone.exit_code is None
+    wait_for(lambda: after.status(second.job_id).status == "running", timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"train": {"n_envs": 4, "n_steps": 16, "batch_size": 100}}, "train.batch_size"),
+        ({"env": {"reward_mode": "most_pixels"}}, "env.reward_mode"),
+        ({"train": {"learning_rat": 0.1}}, "train.learning_rat"),
+        ({"env": {"target_sigma_x_threshold": -1e-5}}, "env.target_sigma_x_threshold"),
+    ],
+    ids=["batch-zero", "batch-over-rollout", "unknown-reward-mode", "unknown-key", "negative-threshold"],
+)
+def test_invalid_configs_are_refused_with_the_key_named_and_nothing_launched(tmp_path, data, key):
+    manager = JobManager(tmp_path, watch=False)
+    with pytest.raises(ConfigError) as refused:
+        manager.submit(data, owner="alice")
+    assert refused.value.key == key
+    assert manager.list() == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "train", "key"),
+    [
+        ({"max_total_timesteps": 5000}, {"total_timesteps": 5001}, "train.total_timesteps"),
+        ({"max_rollout": 1000}, {"n_envs": 64, "n_steps": 16, "batch_size": 64}, "train.n_steps"),
+        ({"max_net_layers": 2}, {"net_arch": [8, 8, 8]}, "train.net_arch"),
+    ],
+    ids=["timesteps", "rollout", "layers"],
+)
+def test_the_server_caps_refuse_a_job_naming_the_key(tmp_path, limits, train, key):
+    manager = JobManager(tmp_path, limits=JobLimits(**limits), watch=False)
+    with pytest.raises(ConfigError) as refused:
+        manager.submit(tiny(**train), owner="alice")
+    assert refused.value.key == key and "on this server" in refused.value.message
+    assert manager.list() == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_only_the_owner_or_an_instructor_controls_a_job_and_one_owner_cannot_flood_the_queue(make_manager):
+    manager = make_manager(max_concurrent=1, max_active_per_owner=2)
+    running = manager.submit(tiny(**LONG), owner="alice")
+    queued = manager.submit(tiny(), owner="alice")
+    with pytest.raises(JobError, match="limit is 2"):
+        manager.submit(tiny(), owner="alice")
+    assert len(manager.list()) == 2
+
+    with pytest.raises(JobError, match="someone else"):
+        manager.stop(running.job_id, owner="bob")
+    with pytest.raises(JobError, match="stop it before deleting"):
+        manager.delete(running.job_id, owner="alice")
+    assert manager.status(running.job_id).stop_requested is None
+
+    cancelled = manager.stop(queued.job_id, owner="bob", instructor=True)
+    assert cancelled.status == "cancelled"
+    assert manager.status(running.job_id).status == "running", "cancelling a queued job leaves others alone"
+    assert json.loads((manager.run_dir(queued.job_id) / JOB_FILE).read_text())["status"] == "cancelled"
+
+    with pytest.raises(JobError, match="someone else"):
+        manager.delete(queued.job_id, owner="bob")
+    queued_dir = manager.run_dir(queued.job_id)
+    manager.delete(queued.job_id, owner="alice")
+    assert not queued_dir.exists() and [j.job_id for j in manager.list()] == [running.job_id]
+    with pytest.raises(JobError, match="no job"):
+        manager.status(queued.job_id)
+    # The owner token itself is never written to disk.
+    assert "alice" not in (manager.run_dir(running.job_id) / JOB_FILE).read_text()
