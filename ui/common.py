@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from envlib.beamline import BeamlineSimulator
+from envlib.jobs import JobManager
 
 ABOUT = (
     "**ARES Reward Lab** — learn how the reward definition shapes what a reinforcement-learning "
@@ -25,3 +26,12 @@ def shared_simulator() -> BeamlineSimulator:
     # Tiny torch ops: more threads only add overhead and contend between sessions.
     torch.set_num_threads(1)
     return BeamlineSimulator()
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """The server's one job manager: queue, training processes and job records in the runs folder.
+
+    Configured by ``ARES_RUNS_DIR`` and the other variables of :meth:`JobManager.from_environment`.
+    """
+    return JobManager.from_environment()
