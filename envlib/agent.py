@@ -148,10 +148,13 @@ def load_agent(run_dir: str | Path) -> Agent:
     try:
         with zipfile.ZipFile(model_path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
+            damaged = archive.testzip()  # CRC of every member
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise RunError(model_path, f"is not a valid SB3 model archive: {exc}") from None
     if "policy.pth" not in names:
-        raise RunError(model_path, "has no policy.pth: not a model saved by this project")
+        raise RunError(model_path, "has no policy.pth: the file is damaged or not an SB3 model")
+    if damaged is not None:
+        raise RunError(model_path, f"is damaged: member {damaged} fails its checksum")
     try:
         # load_data=False: the pickled `data` entry is never read (what set_parameters does).
         _, params, _ = load_from_zip_file(model_path, load_data=False, device="cpu")
