@@ -80,11 +80,13 @@ class AresEAVecEnv(VecEnv):
         obs, reward, terminated, truncated, infos = self.task.step(self.state, self._actions)
         self._actions = None
         dones = terminated | truncated
+        # Like DummyVecEnv: the flag is in every info, True only for a time-limit end.
+        for info, flag in zip(infos, (truncated & ~terminated).tolist()):
+            info["TimeLimit.truncated"] = flag
         if dones.any():
             rows = np.flatnonzero(dones)
             for i in rows:
                 infos[i]["terminal_observation"] = obs[i].copy()
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             starts = [sample_episode_start(self.config, self._rngs[i]) for i in rows]
             self.task.reset_rows(self.state, rows, starts)
             for i, start in zip(rows, starts):
