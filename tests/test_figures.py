@@ -1,0 +1,78 @@
+"""The app's Plotly screen: axes in mm, beam and target ellipses, off-screen warning."""
+
+import numpy as np
+import pytest
+
+from envlib.figures import screen_figure
+
+HX_MM, HY_MM = 2448 * 3.3198e-3 / 2, 2040 * 2.4469e-3 / 2  # screen half size in mm (reference table)
+BEAM = np.array([1e-3, 2e-4, -5e-4, 1e-4])
+TARGET = np.array([0.0, 5e-5, 0.0, 5e-5])
+
+
+def trace(fig, name):
+    (found,) = [t for t in fig.data if t.name == name]
+    return found
+
+
+def test_axes_are_in_mm_and_span_the_screen():
+    fig = screen_figure(BEAM, TARGET)
+    x0, x1 = fig.layout.xaxis.range
+    y0, y1 = fig.layout.yaxis.range
+    assert -1.05 * HX_MM < x0 < -HX_MM and HX_MM < x1 < 1.05 * HX_MM
+    assert -1.05 * HY_MM < y0 < -HY_MM and HY_MM < y1 < 1.05 * HY_MM
+    assert "mm" in fig.layout.xaxis.title.text and "mm" in fig.layout.yaxis.title.text
+    (edges,) = fig.layout.shapes
+    assert (edges.x0, edges.x1, edges.y0, edges.y1) == pytest.approx((-HX_MM, HX_MM, -HY_MM, HY_MM))
+
+
+def test_beam_and_target_are_1_sigma_ellipses_in_mm():
+    fig = screen_figure(BEAM, TARGET)
+    for name, b in (("beam", BEAM), ("target", TARGET)):
+        t = trace(fig, name)
+        x, y = np.array(t.x), np.array(t.y)
+        assert (x.max() + x.min()) / 2 == pytest.approx(b[0] * 1e3, abs=1e-9)
+        assert (x.max() - x.min()) / 2 == pytest.approx(b[1] * 1e3, rel=1e-3)
+        assert (y.max() + y.min()) / 2 == pytest.approx(b[2] * 1e3, abs=1e-6)
+        assert (y.max() - y.min()) / 2 == pytest.approx(b[3] * 1e3, rel=1e-3)
+    assert [t.name for t in screen_figure(BEAM).data if t.name] == ["beam"]  # no target given, none drawn
+
+
+def test_the_image_peaks_at_the_beam_with_x_right_and_y_up():
+    fig = screen_figure(BEAM, TARGET)
+    (heatmap,) = [t for t in fig.data if t.type == "heatmap"]
+    z = np.asarray(heatmap.z)
+    row, col = np.unravel_index(np.argmax(z), z.shape)
+    cell_x, cell_y = np.diff(heatmap.x).mean(), np.diff(heatmap.y).mean()
+    assert heatmap.x[col] == pytest.approx(BEAM[0] * 1e3, abs=abs(cell_x))
+    assert heatmap.y[row] == pytest.approx(BEAM[2] * 1e3, abs=abs(cell_y))
+    assert -HX_MM < min(heatmap.x) and max(heatmap.x) < HX_MM
+    assert -HY_MM < min(heatmap.y) and max(heatmap.y) < HY_MM
+
+
+@pytest.mark.parametrize(
+    "beam, off",
+    [
+        ([0.0, 1e-4, 0.0, 1e-4], False),
+        ([3.9e-3, 5e-4, 2.4e-3, 3e-4], False),  # near the corner, centre still on the screen
+        ([5e-3, 1e-4, 0.0, 1e-4], True),
+        ([0.0, 1e-4, -3e-3, 1e-4], True),
+    ],
+    ids=["centre", "corner", "off-right", "off-below"],
+)
+def test_off_screen_annotation_only_when_the_beam_is_off_the_screen(beam, off):
+    fig = screen_figure(np.array(beam), TARGET)
+    texts = [a.text or "" for a in fig.layout.annotations]
+    assert any("OFF SCREEN" in t for t in texts) == off
+    if off:
+        arrow = [a for a in fig.layout.annotations if a.showarrow][0]
+        # The arrow points from the centre towards the beam and stays on the screen.
+        assert np.sign(arrow.x) == np.sign(beam[0]) and np.sign(arrow.y) == np.sign(beam[2])
+        assert abs(arrow.x) <= HX_MM and abs(arrow.y) <= HY_MM
+    else:
+        assert len(fig.layout.annotations) == 0
+
+
+def test_the_figure_serialises_to_a_small_payload():
+    """The screen is sent to every browser on every slider move."""
+    assert len(screen_figure(BEAM, TARGET).to_json()) < 100_000
