@@ -1,4 +1,5 @@
-import streamlit as st
+"""Playground (tutorial Parts I–II): set a target, turn the five magnets, watch the beam and every reward."""
 
-st.title("playground")
-st.info("This page is being built.")
+from ui.playground import render
+
+render()

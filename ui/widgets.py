@@ -1,0 +1,203 @@
+"""Widgets the pages share: magnet and target sliders, the screen chart, beam and reward readouts.
+
+Every function takes a ``prefix`` for its ``st.session_state`` keys (e.g. ``"pg"`` gives
+``"pg.magnet.Q1"``), so two pages or two panels never share a widget's state.
+Display units: magnets in 1/m^2 (quadrupoles) and mrad (correctors), beams in mm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, MAGNET_LIMITS, SCREEN_HALF_SIZE
+from envlib.figures import screen_figure
+from envlib.playground import Readout, normalised_magnets, physical_magnets
+from envlib.rewards import REWARD_MODES, objective_latex, reward_latex
+
+#: Factor from SI (1/m^2, rad) to the sliders' units (1/m^2, mrad), order ``[Q1, Q2, CV, Q3, CH]``.
+MAGNET_DISPLAY_SCALE = np.array([1.0, 1.0, 1e3, 1.0, 1e3])
+MAGNET_DISPLAY_UNITS = ("1/m²", "1/m²", "mrad", "1/m²", "mrad")
+#: Slider steps in display units: 0.1 1/m^2 and 0.01 mrad (about 0.15 % of the limits).
+MAGNET_DISPLAY_STEPS = (0.1, 0.1, 0.01, 0.1, 0.01)
+NORMALISED_STEP = 0.01
+MM = 1e3
+BEAM_LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
+#: Slider range of the target in mm, inside the screen (half size rounded down to 10 µm).
+TARGET_LIMITS_MM = {
+    "mu_x": (-np.floor(SCREEN_HALF_SIZE[0] * 1e5) / 100, np.floor(SCREEN_HALF_SIZE[0] * 1e5) / 100),
+    "sigma_x": (0.0, np.floor(SCREEN_HALF_SIZE[0] * 1e5) / 100),
+    "mu_y": (-np.floor(SCREEN_HALF_SIZE[1] * 1e5) / 100, np.floor(SCREEN_HALF_SIZE[1] * 1e5) / 100),
+    "sigma_y": (0.0, np.floor(SCREEN_HALF_SIZE[1] * 1e5) / 100),
+}
+
+
+#: Labels of the objective readouts (Markdown with LaTeX), values in mm.
+OBJ_LABELS = {
+    "obj": r"$\mathrm{obj}_j$ (mm)",
+    "obj_previous": r"$\mathrm{obj}_{j-1}$ (mm)",
+    "obj_0": r"$\mathrm{obj}_0$ (mm)",
+}
+
+
+def wrapped_latex(latex: str, terms_per_line: int = 2) -> str:
+    """Break a long sum (``a = b + c + d + e``) into lines of ``terms_per_line`` terms,
+    so it fits a narrow column."""
+    lhs, _, rhs = latex.partition(" = ")
+    terms = rhs.split(" + ")
+    if not rhs or len(terms) <= terms_per_line:
+        return latex
+    lines = [" + ".join(terms[i : i + terms_per_line]) for i in range(0, len(terms), terms_per_line)]
+    return r"\begin{aligned}" + lhs + " &= " + r" \\ &\quad + ".join(lines) + r"\end{aligned}"
+
+
+def _magnet_key(prefix: str, label: str) -> str:
+    return f"{prefix}.magnet.{label}"
+
+
+def magnets_to_display(magnets: Sequence[float], normalised: bool) -> np.ndarray:
+    """SI settings to slider values: 1/m^2 and mrad, or [-1, 1] when ``normalised``; shape (5,)."""
+    if normalised:
+        return np.round(normalised_magnets(magnets), 6)
+    return np.asarray(magnets, dtype=np.float64) * MAGNET_DISPLAY_SCALE
+
+
+def magnets_from_display(values: Sequence[float], normalised: bool) -> np.ndarray:
+    """Slider values back to SI settings (1/m^2, rad), shape (5,)."""
+    if normalised:
+        return physical_magnets(values)
+    return np.asarray(values, dtype=np.float64) / MAGNET_DISPLAY_SCALE
+
+
+def set_magnet_sliders(prefix: str, magnets: Sequence[float], normalised: bool) -> None:
+    """Move the magnet sliders to ``magnets`` (SI). Call before the sliders are drawn
+    in this run (e.g. from a button's ``on_click``)."""
+    values = magnets_to_display(magnets, normalised)
+    limits = np.ones(5) if normalised else MAGNET_LIMITS * MAGNET_DISPLAY_SCALE
+    for label, value, limit in zip(MAGNET_LABELS, values, limits):
+        st.session_state[_magnet_key(prefix, label)] = float(np.clip(value, -limit, limit))
+
+
+def magnet_sliders(prefix: str, normalised: bool = False, *, disabled: bool = False) -> np.ndarray:
+    """Five sliders for ``[Q1, Q2, CV, Q3, CH]``, bounded by the magnets' limits.
+
+    :param prefix: session-state namespace of the sliders.
+    :param normalised: show settings as the agent sees them, in [-1, 1] (the limits).
+    :return: the settings in SI units (1/m^2, rad), shape (5,).
+    """
+    limits = MAGNET_LIMITS * MAGNET_DISPLAY_SCALE
+    values = []
+    for i, label in enumerate(MAGNET_LABELS):
+        key = _magnet_key(prefix, label)
+        st.session_state.setdefault(key, 0.0)
+        if normalised:
+            low, high, step, fmt, unit = -1.0, 1.0, NORMALISED_STEP, "%+.2f", "normalised"
+        else:
+            low, high, step = -float(limits[i]), float(limits[i]), MAGNET_DISPLAY_STEPS[i]
+            fmt, unit = ("%+.1f" if step >= 0.1 else "%+.2f"), MAGNET_DISPLAY_UNITS[i]
+        kind = "quadrupole k1" if i in (0, 1, 3) else "corrector angle"
+        values.append(
+            st.slider(
+                f"{label} ({unit})",
+                min_value=low,
+                max_value=high,
+                step=step,
+                format=fmt,
+                key=key,
+                disabled=disabled,
+                help=f"{label}: {kind}, limit ±{limits[i]:g} {MAGNET_DISPLAY_UNITS[i]}",
+            )
+        )
+    return magnets_from_display(values, normalised)
+
+
+def convert_magnet_sliders(prefix: str, normalised_key: str) -> None:
+    """``on_change`` of a "normalised" toggle: re-express the sliders in the new units."""
+    now_normalised = bool(st.session_state[normalised_key])
+    old = [st.session_state.get(_magnet_key(prefix, label), 0.0) for label in MAGNET_LABELS]
+    set_magnet_sliders(prefix, magnets_from_display(old, not now_normalised), now_normalised)
+
+
+def target_sliders(prefix: str, default: Sequence[float]) -> np.ndarray:
+    """Four sliders for the target beam in mm, bounded by the screen.
+
+    :param default: initial target ``[mu_x, sigma_x, mu_y, sigma_y]`` in m.
+    :return: the target in m, shape (4,).
+    """
+    values = []
+    for name, value in zip(BEAM_PARAMETER_NAMES, default):
+        low, high = TARGET_LIMITS_MM[name]
+        key = f"{prefix}.target.{name}"
+        st.session_state.setdefault(key, float(np.clip(value * MM, low, high)))
+        values.append(
+            st.slider(f"{BEAM_LABELS[name]} (mm)", min_value=float(low), max_value=float(high), step=0.01, key=key)
+        )
+    return np.array(values) / MM
+
+
+def screen_chart(beam: np.ndarray, target: np.ndarray | None, *, key: str, height: int = 340) -> None:
+    """The screen (envlib's Plotly figure): image, screen edges, beam and target ellipses."""
+    fig = screen_figure(beam, target, height=height)
+    # Both axes shrink to keep 1 mm = 1 mm (no empty band), and leave room for tick labels.
+    fig.update_xaxes(automargin=True, constrain="domain")
+    fig.update_yaxes(automargin=True, constrain="domain")
+    st.plotly_chart(fig, key=key, config={"displayModeBar": False}, theme=None)
+
+
+def beam_table_data(readout: Readout, terms: Sequence[str]) -> pd.DataFrame:
+    """Beam against target in mm, with each error and whether it counts in obj."""
+    rows = {
+        BEAM_LABELS[name]: {
+            "beam (mm)": f"{readout.beam[i] * MM:+.4f}",
+            "target (mm)": f"{readout.target[i] * MM:+.4f}",
+            "error (mm)": f"{readout.errors[i] * MM:.4f}",
+            "in obj": "✓" if name in terms else "—",
+        }
+        for i, name in enumerate(BEAM_PARAMETER_NAMES)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def beam_table(readout: Readout, terms: Sequence[str]) -> None:
+    """The beam parameters against the target (a static table: readable, cheap)."""
+    st.table(beam_table_data(readout, terms))
+
+
+def reward_readout(
+    readout: Readout,
+    terms: Sequence[str],
+    *,
+    reference_label: str = "last reset",
+    trails: dict[str, Sequence[float]] | None = None,
+) -> None:
+    """Every reward mode's value at ``readout`` with its formula, and obj, obj_{j-1}, obj_0.
+
+    :param terms: the beam parameters in obj.
+    :param reference_label: what obj_0 refers to, in words.
+    :param trails: recent values of each mode, drawn as a sparkline beside its value.
+    """
+    st.latex(wrapped_latex(objective_latex(terms)))
+    c1, c2, c3 = st.columns(3)
+    c1.metric(OBJ_LABELS["obj"], f"{readout.objective * MM:.4f}", help="obj at the sliders' setting")
+    c2.metric(OBJ_LABELS["obj_previous"], f"{readout.previous_objective * MM:.4f}", help="obj after the last step")
+    c3.metric(OBJ_LABELS["obj_0"], f"{readout.objective_0 * MM:.4f}", help=f"obj at the {reference_label}")
+    for mode in REWARD_MODES:
+        st.markdown(f"**{mode}**")
+        c_value, c_formula = st.columns([2, 3], vertical_alignment="center")
+        c_value.metric(
+            mode,
+            f"{readout.rewards[mode]:+.4f}",
+            label_visibility="collapsed",
+            chart_data=None if trails is None else trails.get(mode),
+            chart_type="line",
+        )
+        c_formula.latex(reward_latex(mode, readout.time_reward))
+    st.caption(
+        f"Beam on the screen: **{readout.pixel_sum:.2%}** of its charge "
+        f"(centre {'on' if readout.on_screen else '**off**'} the screen). "
+        "sum_of_pixels is minus this fraction: it stays at −1 whatever the beam's size, "
+        "as long as the beam is fully on the screen."
+    )
