@@ -4,16 +4,16 @@ import streamlit as st
 
 from ui.common import sidebar_about
 
-st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
+st.set_page_config(page_title="ARES Reward Lab", page_icon=":material/blur_on:", layout="wide")
 
 pages = {
     "Explore": [
-        st.Page("pages/playground.py", title="Playground", icon="🎛️", default=True, url_path="playground"),
-        st.Page("pages/rewards.py", title="Reward designer", icon="📐", url_path="rewards"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/tune:", default=True, url_path="playground"),
+        st.Page("pages/rewards.py", title="Reward designer", icon=":material/functions:", url_path="rewards"),
     ],
     "Agents": [
-        st.Page("pages/compare.py", title="Compare agents", icon="🤖", url_path="compare"),
-        st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+        st.Page("pages/compare.py", title="Compare agents", icon=":material/smart_toy:", url_path="compare"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     ],
 }
 navigation = st.navigation(pages)

@@ -102,9 +102,9 @@ def _magnet_axis(index: int) -> tuple[str, float]:
 def landscape_figure(landscape, *, title: str | None = None, height: int = 420) -> go.Figure:
     """Heatmap of a :class:`envlib.landscape.Landscape` with the current and best settings marked.
 
-    The colour range runs from the 2nd percentile to the maximum, so a few huge penalties
-    (beam blown up) do not wash out the structure near the optimum; a flat landscape shows
-    as one colour.
+    The colour range runs from the 30th percentile to the maximum, so the large penalties
+    of blown-up beams do not wash out the structure near the optimum (lower values
+    saturate); a flat landscape shows as one colour.
 
     :param landscape: reward over a grid of two magnets.
     :param title: figure title.
@@ -114,7 +114,7 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
     y_title, y_scale = _magnet_axis(landscape.y_index)
     z = landscape.reward
     zmax = float(z.max())
-    zmin = float(np.percentile(z, 2))
+    zmin = float(np.percentile(z, 30))
     if zmax - zmin < 1e-12:
         zmin = zmax - 1e-12
     bx, by, best = landscape.best

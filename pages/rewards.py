@@ -1,4 +1,80 @@
+"""Reward designer: define a reward from named terms, see its value and its landscape, train it."""
+
 import streamlit as st
 
-st.title("rewards")
-st.info("This page is being built.")
+from ui.common import route_through_app, shared_simulator
+from ui.rewards import (
+    TRAIN_PREFILL_KEY,
+    landscape,
+    magnet_picker,
+    playground_reward_state,
+    show_cut,
+    show_landscape,
+    show_reward_at,
+    spec_editor,
+    training_config_for,
+)
+
+route_through_app()
+st.title("Reward designer")
+st.markdown(
+    "A reward here is a **spec built from named terms** — never code. Build one, compare it with "
+    "another (by default the tutorial's *sum of pixels*), and look at its **landscape**: the reward "
+    "of one step to every setting of two magnets. A flat or misleading landscape is what makes an "
+    "agent learn the wrong thing."
+)
+
+simulator = shared_simulator()
+state = playground_reward_state(simulator)
+st.caption(state.source)
+
+col_a, col_b = st.columns(2, gap="large")
+with col_a:
+    st.subheader("Reward A")
+    spec_a = spec_editor("rd.a", "negative_objective")
+    if spec_a is not None:
+        show_reward_at(spec_a, state, simulator)
+with col_b:
+    st.subheader("Reward B")
+    spec_b = spec_editor("rd.b", "sum_of_pixels")
+    if spec_b is not None:
+        show_reward_at(spec_b, state, simulator)
+
+st.divider()
+st.subheader("Landscapes")
+st.caption(
+    "The reward of one step from the current magnets (×) to every grid setting of two magnets, the "
+    "others held; ★ is the best point of the grid. Colours saturate below the 30th percentile."
+)
+c1, c2, c3 = st.columns(3)
+with c1:
+    x_index = magnet_picker("Magnet along x", "rd.x", 0)
+with c2:
+    y_index = magnet_picker("Magnet along y", "rd.y", 1)
+with c3:
+    n = st.select_slider("Grid points per axis", options=[50, 100, 150, 200], value=100, key="rd.n")
+
+if x_index == y_index:
+    st.warning("Pick two different magnets.")
+else:
+    col_a, col_b = st.columns(2, gap="large")
+    for col, spec, name in ((col_a, spec_a, "Reward A"), (col_b, spec_b, "Reward B")):
+        with col:
+            if spec is None:
+                st.info(f"{name} is not valid yet.")
+            else:
+                show_landscape(landscape(spec, state, x_index, y_index, n), name)
+
+    cut_index = magnet_picker("One-dimensional cut along", "rd.cut", x_index)
+    specs = {name: spec for name, spec in (("Reward A", spec_a), ("Reward B", spec_b)) if spec is not None}
+    if specs:
+        show_cut(specs, state, cut_index, simulator)
+
+st.divider()
+st.subheader("Train it")
+st.markdown("Opens the Train page with the tutorial's training config and this reward filled in.")
+c1, c2 = st.columns(2)
+for col, spec, name in ((c1, spec_a, "A"), (c2, spec_b, "B")):
+    if col.button(f"Train with reward {name}", disabled=spec is None, key=f"rd.train.{name}", type="primary"):
+        st.session_state[TRAIN_PREFILL_KEY] = training_config_for(spec).to_dict()
+        st.switch_page("pages/train.py")

@@ -28,6 +28,25 @@ def shared_simulator() -> BeamlineSimulator:
     return BeamlineSimulator()
 
 
+def route_through_app() -> None:
+    """Make a deep link run through ``app.py``'s navigation. Call first on every page.
+
+    Streamlit 1.67 treats an app with a ``pages/`` folder as a legacy multipage app until
+    ``st.navigation`` has run once in the server process: if the first visitor after a
+    start opens ``/compare`` directly, the page runs on its own (no sidebar, no layout) and
+    so does every later session. Switching the flag and rerunning sends the run through
+    ``app.py``, which resolves the same URL with ``st.navigation``.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # Once per browser session: a rerun drops a button click, so it must only ever happen
+    # on the page load that found the process in legacy mode.
+    if PagesManager.uses_pages_directory and not st.session_state.get("_routed_through_app"):
+        st.session_state["_routed_through_app"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource(show_spinner=False)
 def job_manager() -> JobManager:
     """The server's one job manager: queue, training processes and job records in the runs folder.

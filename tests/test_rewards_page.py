@@ -1,0 +1,78 @@
+"""AppTest of the Reward designer page: specs, formulas, live value, landscapes, hand-over to Train."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from envlib.config import RunConfig
+from envlib.landscape import reward_parts_at
+from envlib.playground import PlaygroundSession
+from envlib.reward_spec import RewardSpec, preset
+
+
+@pytest.fixture
+def page():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.switch_page("pages/rewards.py").run()
+    assert not at.exception
+    return at
+
+
+def metric_values(at):
+    return [float(m.value) for m in at.metric]
+
+
+def test_page_shows_both_specs_with_formulas_and_landscapes(page):
+    assert len(page.latex) == 2
+    assert r"\sigma_x" in page.latex[0].value and "pixel" in page.latex[1].value
+    captions = " ".join(c.value for c in page.caption)
+    assert "Best point: Q1" in captions
+    # sum_of_pixels at the demo state: the beam is fully on the screen.
+    assert metric_values(page)[1] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_live_value_matches_envlib_for_an_edited_spec(page):
+    page.slider(key="rd.a.w_mu_x").set_value(2.0).run()
+    page.selectbox(key="rd.a.form").set_value("log").run()
+    page.radio(key="rd.a.kind").set_value("objective_improvement").run()
+    page.number_input(key="rd.a.time_reward").set_value(-0.5).run()
+    assert not page.exception
+    spec = RewardSpec(kind="objective_improvement", weights={"mu_x": 2.0, "sigma_x": 1.0, "sigma_y": 1.0},
+                      form="log", time_reward=-0.5)  # fmt: skip
+    session = PlaygroundSession()
+    expected = sum(reward_parts_at(spec, session.env.start, session.magnets, session.magnets,
+                                   session.env.task.simulator).values())  # fmt: skip
+    assert metric_values(page)[0] == pytest.approx(expected, abs=1e-4)
+    assert r"2\,|\mu_x" in page.latex[0].value and r"\ln" in page.latex[0].value
+
+
+def test_invalid_spec_shows_the_key_and_keeps_the_page(page):
+    for name in ("sigma_x", "sigma_y"):
+        page.slider(key=f"rd.a.w_{name}").set_value(0.0).run()
+    assert not page.exception
+    assert any("weights" in e.value for e in page.error)
+    assert len(page.latex) == 1  # only reward B still has a formula
+    assert page.button(key="rd.train.A").disabled
+
+
+def test_choosing_a_preset_loads_its_terms(page):
+    page.selectbox(key="rd.b.preset").set_value("objective_improvement").run()
+    assert page.session_state["rd.b.kind"] == "objective_improvement"
+    assert page.session_state["rd.b.pixel_weight"] == 0.0
+    assert page.session_state["rd.b.w_sigma_x"] == 1.0
+
+
+def test_train_button_hands_a_valid_custom_config_to_the_train_page(page):
+    page.slider(key="rd.a.w_mu_y").set_value(1.0).run()
+    page.button(key="rd.train.A").click().run()
+    config = RunConfig.from_dict(page.session_state["train.prefill"])
+    assert config.env.reward_mode == "custom"
+    assert config.env.reward.weight_map["mu_y"] == 1.0
+    assert config.env.actuators == "all"  # a position term needs the correctors
+
+
+def test_preset_landscape_of_the_page_is_the_tutorial_reward():
+    # The page's default spec A is the tutorial's negative_objective on the focusing terms.
+    spec = preset("negative_objective")
+    assert spec == RewardSpec(weights={"sigma_x": 1.0, "sigma_y": 1.0})
+    assert np.isfinite(spec.weight_vector).all()

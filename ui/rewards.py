@@ -1,0 +1,213 @@
+"""Pieces of the Reward designer page: a spec editor, the reward at the Playground's state,
+landscapes side by side, and the hand-over to the Train page."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, BeamlineSimulator
+from envlib.config import EnvConfig, RunConfig, TrainConfig
+from envlib.figures import cut_figure, landscape_figure
+from envlib.landscape import Landscape, reward_cut, reward_landscape, reward_parts_at
+from envlib.reward_spec import MAX_WEIGHT, OBJECTIVE_FORMS, REWARD_KINDS, RewardSpec, RewardSpecError, preset
+from envlib.task import EpisodeStart
+
+#: Session-state key the Train page reads a config to prefill from.
+TRAIN_PREFILL_KEY = "train.prefill"
+#: Where the Playground keeps its session and its magnet sliders (1/m^2, rad).
+PLAYGROUND_SESSION_KEY = "pg.session"
+PLAYGROUND_MAGNETS_KEY = "pg.magnets"
+PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
+_LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
+
+
+@dataclass(frozen=True)
+class RewardState:
+    """The state a reward is looked at in: an episode start plus the magnets before and now.
+
+    :param start: initial state of the episode (defines obj_0).
+    :param previous_magnets: the magnets one step before (for improvement rewards).
+    :param magnets: the magnets whose reward is shown, ``[Q1, Q2, CV, Q3, CH]``.
+    :param source: where the state comes from, for the page's caption.
+    """
+
+    start: EpisodeStart
+    previous_magnets: np.ndarray
+    magnets: np.ndarray
+    source: str
+
+    def key(self) -> str:
+        """A stable text key for caching."""
+        s = self.start
+        return json.dumps(
+            [s.target.tolist(), s.incoming.tolist(), s.misalignments.tolist(), s.magnets.tolist(),
+             self.previous_magnets.tolist(), self.magnets.tolist()]
+        )  # fmt: skip
+
+
+def _widget_values(spec: RewardSpec) -> dict[str, object]:
+    values: dict[str, object] = {
+        "kind": spec.kind,
+        "form": spec.form,
+        "normalize": spec.normalize,
+        "pixel_weight": spec.pixel_weight,
+        "time_reward": spec.time_reward,
+        "off_screen_penalty": spec.off_screen_penalty,
+        "success_bonus": spec.success_bonus,
+    }
+    values.update({f"w_{n}": w for n, w in spec.weight_map.items()})
+    return values
+
+
+def _load_preset(key: str) -> None:
+    spec = preset(st.session_state[f"{key}.preset"], BEAM_PARAMETER_NAMES[1::2])
+    for name, value in _widget_values(spec).items():
+        st.session_state[f"{key}.{name}"] = value
+
+
+def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
+    """Widgets that edit one reward spec; shows its formula. None while it is invalid.
+
+    :param key: session-state namespace of this editor, e.g. ``"rd.a"``.
+    :param default_preset: the tutorial mode it starts from.
+    """
+    if f"{key}.kind" not in st.session_state:
+        st.session_state[f"{key}.preset"] = default_preset
+        _load_preset(key)
+    st.selectbox(
+        "Start from the tutorial's", PRESETS, key=f"{key}.preset", on_change=_load_preset, args=(key,),
+        help="Loads the tutorial reward mode as a spec; then change any term.",
+    )  # fmt: skip
+    c1, c2 = st.columns(2)
+    c1.radio("Kind", REWARD_KINDS, key=f"{key}.kind", help="-Ô_j, or the improvement Ô_{j-1} - Ô_j of this step.")
+    c2.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", help="|e|, e², or ln of the weighted |e| sum.")
+    st.toggle("Normalise by obj₀ (the state at reset)", key=f"{key}.normalize")
+    st.caption("Weights of each beam parameter's error (0 leaves it out)")
+    cols = st.columns(4)
+    for col, name in zip(cols, BEAM_PARAMETER_NAMES):
+        col.slider(_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}")
+    c1, c2 = st.columns(2)
+    c1.slider("Sum of pixels weight", 0.0, 5.0, step=0.25, key=f"{key}.pixel_weight",
+              help="Adds -w × (sum of the screen's pixels) = -w × fraction of the beam on the screen.")  # fmt: skip
+    c2.number_input("Time reward per step", -10.0, 10.0, step=0.1, key=f"{key}.time_reward")
+    c1.number_input("Penalty while off screen", -MAX_WEIGHT, 0.0, step=0.5, key=f"{key}.off_screen_penalty")
+    c2.number_input("Bonus within thresholds", 0.0, MAX_WEIGHT, step=0.5, key=f"{key}.success_bonus",
+                    help="Needs success thresholds in the training config.")  # fmt: skip
+    try:
+        spec = RewardSpec(
+            kind=st.session_state[f"{key}.kind"],
+            weights={n: st.session_state[f"{key}.w_{n}"] for n in BEAM_PARAMETER_NAMES},
+            form=st.session_state[f"{key}.form"],
+            normalize=st.session_state[f"{key}.normalize"],
+            pixel_weight=st.session_state[f"{key}.pixel_weight"],
+            time_reward=st.session_state[f"{key}.time_reward"],
+            off_screen_penalty=st.session_state[f"{key}.off_screen_penalty"],
+            success_bonus=st.session_state[f"{key}.success_bonus"],
+        )
+    except RewardSpecError as exc:
+        st.error(f"**{exc.key}**: {exc.message}")
+        return None
+    st.latex(spec.latex())
+    return spec
+
+
+def show_reward_at(spec: RewardSpec, state: RewardState, simulator: BeamlineSimulator) -> float:
+    """The spec's value at ``state``, term by term; returns the reward."""
+    parts = reward_parts_at(spec, state.start, state.previous_magnets, state.magnets, simulator)
+    total = float(sum(parts.values()))
+    st.metric("Reward of this step", f"{total:.4f}")
+    st.caption(" · ".join(f"{name}: {value:+.4f}" for name, value in parts.items()))
+    return total
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def _cached_landscape(spec_json: str, state_json: str, x_index: int, y_index: int, n: int) -> Landscape:
+    from ui.common import shared_simulator
+
+    spec = RewardSpec.from_dict(json.loads(spec_json))
+    target, incoming, misalignments, start_magnets, _, magnets = (np.array(v) for v in json.loads(state_json))
+    start = EpisodeStart(target=target, incoming=incoming, misalignments=misalignments, magnets=start_magnets)
+    return reward_landscape(spec, start, magnets, shared_simulator(), x_index=x_index, y_index=y_index, n=n)
+
+
+def landscape(spec: RewardSpec, state: RewardState, x_index: int, y_index: int, n: int) -> Landscape:
+    """The spec's landscape over two magnets at ``state`` (cached per inputs)."""
+    return _cached_landscape(json.dumps(spec.to_dict(), sort_keys=True), state.key(), x_index, y_index, n)
+
+
+def show_landscape(land: Landscape, title: str) -> None:
+    """Heatmap plus a one-line verdict on how informative the landscape is."""
+    st.plotly_chart(landscape_figure(land, title=title), width="stretch", key=f"land.{title}")
+    bx, by, best = land.best
+    at_limit = bool(np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max()))
+    if land.spread < 1e-2:
+        verdict = "⚠️ **Flat**: the reward hardly changes over the grid — an agent gets no signal here."
+    elif at_limit:
+        verdict = "⚠️ **Best at a magnet limit**: this reward pays for extreme settings, not for a good beam."
+    else:
+        verdict = f"Spread over the grid: {land.spread:.3g}."
+    st.caption(f"Best point: {land.x_label} = {bx:.3g}, {land.y_label} = {by:.3g} (reward {best:.4g}). {verdict}")
+
+
+def show_cut(specs: dict[str, RewardSpec], state: RewardState, index: int, simulator: BeamlineSimulator) -> None:
+    """Reward of each spec along one magnet, the others held."""
+    curves = {}
+    values = None
+    for name, spec in specs.items():
+        values, curves[name] = reward_cut(spec, state.start, state.magnets, simulator, index=index, n=400)
+    st.plotly_chart(cut_figure(index, values, curves, float(state.magnets[index])), width="stretch", key="cut")
+
+
+def training_config_for(spec: RewardSpec) -> RunConfig:
+    """The tutorial's training config with ``spec`` as its reward.
+
+    A spec that weighs a position error needs the correctors and sees the target; a
+    focusing-only spec keeps the tutorial's three quadrupoles.
+    """
+    steers = spec.weight_map["mu_x"] > 0 or spec.weight_map["mu_y"] > 0
+    env = EnvConfig(
+        reward_mode="custom",
+        reward=spec,
+        objective_terms=BEAM_PARAMETER_NAMES if steers else ("sigma_x", "sigma_y"),
+        actuators="all" if steers else "quadrupoles",
+        observation="beam_magnets_target" if steers else "beam_magnets",
+    )
+    return RunConfig(env=env, train=TrainConfig(), description="Trained from the Reward designer.")
+
+
+def magnet_picker(label: str, key: str, default: int) -> int:
+    """A select box over ``[Q1, Q2, CV, Q3, CH]``; returns the index."""
+    return st.selectbox(label, range(5), index=default, format_func=lambda i: MAGNET_LABELS[i], key=key)
+
+
+def playground_reward_state(simulator: BeamlineSimulator) -> RewardState:
+    """The Playground's state of this browser session, or the demo beam at zero magnets.
+
+    The reward is shown for the Playground's slider setting (one step from the magnets the
+    environment is at), with obj_0 from the Playground's last reset.
+    """
+    from envlib.playground import PlaygroundSession
+
+    session = st.session_state.get(PLAYGROUND_SESSION_KEY)
+    if isinstance(session, PlaygroundSession) and session.env.start is not None:
+        sliders = st.session_state.get(PLAYGROUND_MAGNETS_KEY)
+        magnets = np.asarray(sliders, dtype=np.float64) if sliders is not None else session.magnets
+        return RewardState(
+            start=session.env.start,
+            previous_magnets=session.magnets,
+            magnets=magnets,
+            source="At the Playground's state: its beam, target and magnets (change them there).",
+        )
+    default = st.session_state.get("rd.default_session")
+    if default is None:
+        default = st.session_state["rd.default_session"] = PlaygroundSession(simulator=simulator)
+    return RewardState(
+        start=default.env.start,
+        previous_magnets=default.magnets,
+        magnets=default.magnets,
+        source="At the Playground's starting state (demo beam, magnets at zero): open the Playground to change it.",
+    )
