@@ -1,0 +1,56 @@
+"""Command line: evaluate a run's agent on the fixed evaluation seeds and print the metrics.
+
+::
+
+    python -m envlib.evaluate RUN_DIR [--episodes N] [--stochastic] [--traces OUT.csv]
+
+Prints one line per metric, then the metrics as one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from envlib.agent import load_agent
+from envlib.evaluation import evaluate, evaluation_seeds
+from envlib.runs import RunError
+
+#: Metrics in meters, printed in scientific notation.
+METRICS_IN_M = ("mean_final_mae_focus", "median_final_mae_focus", "mean_final_mae_all", "rmse_focus")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m envlib.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="run directory (config.yaml, model.zip, normalizer.npz)")
+    parser.add_argument("--episodes", type=int, default=200, help="number of fixed seeds (default 200)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean action")
+    parser.add_argument("--traces", type=Path, help="also write the per-step traces to this CSV file")
+    args = parser.parse_args(argv)
+    if not 1 <= args.episodes <= 10_000:
+        print(f"error: --episodes must be from 1 to 10000, got {args.episodes}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    try:
+        agent = load_agent(args.run_dir)
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = evaluate(agent, evaluation_seeds(args.episodes), deterministic=not args.stochastic)
+    if args.traces is not None:
+        result.traces.to_csv(args.traces, index=False)
+    name = agent.config.display_name or args.run_dir.name
+    print(f"{name}: {args.episodes} episodes, {'stochastic' if args.stochastic else 'deterministic'}")
+    for key, value in result.metrics.items():
+        text = f"{value:.3e} m" if key in METRICS_IN_M else f"{value:.4g}"
+        print(f"  {key:<24} {text}")
+    print(json.dumps(result.metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
