@@ -1,0 +1,236 @@
+"""The Playground page through Streamlit's AppTest: what a student sees is what envlib computes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.playground
+from envlib import rewards
+from envlib.beamline import BEAM_PARAMETER_NAMES, DELTA_LIMITS, MAGNET_LIMITS
+from envlib.config import DEMO_INCOMING_BEAM
+from envlib.playground import DEMO_STEPS, TUTORIAL_TARGET
+from envlib.screen import pixel_sum
+from ui.widgets import BEAM_LABELS, OBJ_LABELS
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+ALL = ("mu_x", "sigma_x", "mu_y", "sigma_y")
+MAGNETS = ("Q1", "Q2", "CV", "Q3", "CH")
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def set_magnets(at: AppTest, **values: float) -> None:
+    """Move magnet sliders (display units: 1/m^2, mrad) and rerun."""
+    for label, value in values.items():
+        at.slider(key=f"pg.magnet.{label}").set_value(value)
+    at.run()
+    assert not at.exception, at.exception
+
+
+def shown_beam(at: AppTest) -> dict[str, tuple[float, float, float]]:
+    """(beam, target, error) in mm for each parameter, as the table shows them."""
+    table = at.table[0].value
+    return {
+        name: tuple(float(table.loc[BEAM_LABELS[name], col]) for col in ("beam (mm)", "target (mm)", "error (mm)"))
+        for name in BEAM_PARAMETER_NAMES
+    }
+
+
+def shown_metric(at: AppTest, label: str) -> float:
+    (metric,) = [m for m in at.metric if m.label == label]
+    return float(metric.value)
+
+
+def envlib_beam(simulator, magnets_si) -> np.ndarray:
+    """The beam on the screen for the demo beam, no misalignments, shape (4,) in m."""
+    return simulator.track(np.asarray(magnets_si), np.array(DEMO_INCOMING_BEAM), np.zeros(8))[0]
+
+
+def test_page_loads_with_magnets_target_screen_and_rewards(app):
+    assert app.title[0].value == "Playground"
+    assert [s.label for s in app.sidebar.slider] == ["μx (mm)", "σx (mm)", "μy (mm)", "σy (mm)"]
+    assert [s.label for s in app.main.slider] == ["Q1 (1/m²)", "Q2 (1/m²)", "CV (mrad)", "Q3 (1/m²)", "CH (mrad)"]
+    q1, cv = app.slider(key="pg.magnet.Q1"), app.slider(key="pg.magnet.CV")
+    assert (q1.min, q1.max) == (-72.0, 72.0)
+    assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3)
+    assert len(app.get("plotly_chart")) == 2  # the screen and the history
+    assert [m.label for m in app.metric][-3:] == list(rewards.REWARD_MODES)
+
+
+def test_moving_a_magnet_shows_the_beam_envlib_computes(app, simulator):
+    before = shown_beam(app)
+    set_magnets(app, Q1=12.5, CV=-1.5)
+    beam = envlib_beam(simulator, [12.5, 0.0, -1.5e-3, 0.0, 0.0])
+    shown = shown_beam(app)
+    for i, name in enumerate(BEAM_PARAMETER_NAMES):
+        assert shown[name][0] == pytest.approx(beam[i] * 1e3, abs=6e-5)
+        assert shown[name][1] == pytest.approx(TUTORIAL_TARGET[i] * 1e3, abs=6e-5)
+        assert shown[name][2] == pytest.approx(abs(beam[i] - TUTORIAL_TARGET[i]) * 1e3, abs=6e-5)
+    assert shown != before
+
+
+def test_reward_readout_matches_envlibs_reward_functions(app, simulator):
+    set_magnets(app, Q1=20.0, Q2=-10.0, Q3=5.0)
+    target = np.array(TUTORIAL_TARGET)
+    beam = envlib_beam(simulator, [20.0, -10.0, 0.0, 5.0, 0.0])[None]
+    beam_0 = envlib_beam(simulator, np.zeros(5))[None]
+    obj, obj_0 = rewards.objective(beam, target, ALL), rewards.objective(beam_0, target, ALL)
+    expected = {
+        "negative_objective": rewards.negative_objective(obj, obj_0)[0],
+        # No step yet: obj_{j-1} is the reset state.
+        "objective_improvement": rewards.objective_improvement(obj_0, obj, obj_0)[0],
+        "sum_of_pixels": rewards.sum_of_pixels(pixel_sum(beam))[0],
+    }
+    for mode, value in expected.items():
+        assert shown_metric(app, mode) == pytest.approx(value, abs=6e-5), mode
+    assert shown_metric(app, OBJ_LABELS["obj"]) == pytest.approx(obj[0] * 1e3, abs=6e-5)
+    assert shown_metric(app, OBJ_LABELS["obj_0"]) == pytest.approx(obj_0[0] * 1e3, abs=6e-5)
+    formulas = [element.value for element in app.latex]
+    for mode in rewards.REWARD_MODES:
+        assert any(rewards.reward_latex(mode) in f for f in formulas)
+
+
+def test_sum_of_pixels_shows_minus_one_while_the_beam_stays_on_the_screen(app):
+    shown = []
+    for q in (0.0, 6.0, 12.0):
+        set_magnets(app, Q1=q, Q2=-q)
+        shown.append((shown_metric(app, "negative_objective"), shown_metric(app, "sum_of_pixels")))
+    assert len({n for n, _ in shown}) == 3
+    assert {p for _, p in shown} == {-1.0}
+    set_magnets(app, Q1=0.0, Q2=0.0, CV=6.0)  # off the top of the screen
+    assert shown_metric(app, "sum_of_pixels") > -0.5
+
+
+def test_step_appends_to_the_history_and_the_sliders_follow_the_magnets(app):
+    set_magnets(app, Q1=30.0, Q2=-3.0)
+    session = app.session_state["pg.session"]
+    assert len(session.history) == 1
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert not app.exception
+    assert len(session.history) == 2 and session.steps == 1
+    # delta mode: Q1 moved by at most 10 % of its limit, and the slider shows where it is.
+    assert session.magnets[0] == pytest.approx(DELTA_LIMITS[0])
+    assert app.slider(key="pg.magnet.Q1").value == pytest.approx(DELTA_LIMITS[0])
+    assert app.slider(key="pg.magnet.Q2").value == pytest.approx(-3.0)
+    assert shown_metric(app, "negative_objective") == pytest.approx(session.history[1]["reward_negative_objective"], abs=6e-5)
+    history_chart = app.get("plotly_chart")[1].proto.spec
+    assert '"name":"negative_objective"' in history_chart
+
+
+def test_direct_mode_steps_onto_the_sliders(app):
+    app.radio(key="pg.action_mode").set_value("direct").run()
+    set_magnets(app, Q1=30.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert app.session_state["pg.session"].magnets[0] == pytest.approx(30.0)
+
+
+def test_reset_puts_the_magnets_back_to_zero(app):
+    set_magnets(app, Q1=5.0, CH=1.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    [reset] = [b for b in app.button if b.label == "Reset"]
+    reset.click().run()
+    session = app.session_state["pg.session"]
+    assert np.array_equal(session.magnets, np.zeros(5)) and len(session.history) == 1
+    assert [app.slider(key=f"pg.magnet.{m}").value for m in MAGNETS] == [0.0] * 5
+
+
+def test_play_runs_the_tutorials_corrector_sweep(app, monkeypatch):
+    monkeypatch.setattr(ui.playground, "DEMO_DELAY_S", 0.0)
+    app.radio(key="pg.action_mode").set_value("direct").run()
+    [play] = [b for b in app.button if b.label == "Play demo"]
+    play.click().run()
+    assert not app.exception
+    session = app.session_state["pg.session"]
+    assert len(session.history) == 1 + DEMO_STEPS
+    cv = [row["CV"] for row in session.history[1:]]
+    np.testing.assert_allclose(cv, (-0.5 + np.arange(DEMO_STEPS) / DEMO_STEPS) * MAGNET_LIMITS[2], rtol=1e-9)
+    assert app.slider(key="pg.magnet.CV").value == pytest.approx(0.4 * MAGNET_LIMITS[2] * 1e3, abs=0.01)
+    assert "pg.demo" not in app.session_state
+
+
+def test_clear_history_and_csv_download(app):
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert app.get("download_button")[0].proto.label == "Download CSV"
+    [clear] = [b for b in app.button if b.label == "Clear history"]
+    clear.click().run()
+    assert len(app.session_state["pg.session"].history) == 1
+
+
+def test_normalised_view_shows_what_the_agent_sees_and_keeps_the_beam(app):
+    set_magnets(app, Q1=36.0, CV=-3.0)
+    before = shown_beam(app)
+    app.toggle(key="pg.normalised").set_value(True).run()
+    assert app.slider(key="pg.magnet.Q1").value == pytest.approx(0.5)
+    assert app.slider(key="pg.magnet.CV").value == pytest.approx(-3.0 / (MAGNET_LIMITS[2] * 1e3), abs=1e-6)
+    assert (app.slider(key="pg.magnet.Q1").min, app.slider(key="pg.magnet.Q1").max) == (-1.0, 1.0)
+    assert shown_beam(app) == before
+    app.toggle(key="pg.normalised").set_value(False).run()
+    assert app.slider(key="pg.magnet.Q1").value == pytest.approx(36.0)
+
+
+def test_a_new_target_starts_a_new_episode_with_its_own_reference(app):
+    [step] = [b for b in app.button if b.label == "Step"]
+    set_magnets(app, Q1=7.0)
+    step.click().run()
+    app.slider(key="pg.target.mu_x").set_value(0.0).run()
+    session = app.session_state["pg.session"]
+    assert session.config.target_beam_values[0] == 0.0
+    assert session.magnets[0] == pytest.approx(7.0), "magnets stay where they were"
+    assert len(session.history) == 1
+    assert shown_metric(app, OBJ_LABELS["obj_0"]) == pytest.approx(session.objective_0 * 1e3, abs=6e-5)
+
+
+def test_objective_terms_are_chosen_and_shown(app):
+    app.button_group(key="pg.terms").set_value(["sigma_x", "sigma_y"]).run()
+    assert app.session_state["pg.session"].config.objective_terms == ("sigma_x", "sigma_y")
+    table = app.table[0].value
+    assert list(table["in obj"]) == ["—", "✓", "—", "✓"]
+    assert app.latex[0].value.strip("$\n") == rewards.objective_latex(("sigma_x", "sigma_y"))
+    app.button_group(key="pg.terms").set_value([]).run()
+    assert "at least one" in app.warning[0].value
+    assert app.session_state["pg.session"].config.objective_terms == ALL
+
+
+def test_new_random_beam_draws_from_a_shown_seed(app):
+    [new_beam] = [b for b in app.button if b.label == "New random beam"]
+    new_beam.click().run()
+    session = app.session_state["pg.session"]
+    assert app.number_input(key="pg.beam_seed").value == 1
+    first = session.config.incoming_values
+    assert first != DEMO_INCOMING_BEAM
+    app.number_input(key="pg.beam_seed").set_value(5).run()
+    assert session.config.incoming_values != first
+    app.number_input(key="pg.beam_seed").set_value(1).run()
+    assert session.config.incoming_values == first, "the same seed gives the same beam"
+    app.toggle(key="pg.random_beam").set_value(False).run()
+    assert session.config.incoming_values == DEMO_INCOMING_BEAM
+
+
+def test_two_browser_sessions_do_not_share_state():
+    first, second = AppTest.from_file(APP, default_timeout=60), AppTest.from_file(APP, default_timeout=60)
+    first.run()
+    second.run()
+    untouched = shown_beam(second)
+    set_magnets(first, Q1=25.0)
+    [step] = [b for b in first.button if b.label == "Step"]
+    step.click().run()
+    second.run()
+    assert shown_beam(second) == untouched
+    assert len(second.session_state["pg.session"].history) == 1
+    assert first.session_state["pg.session"] is not second.session_state["pg.session"]
+    # ... while the Cheetah beamline is built once and shared.
+    assert first.session_state["pg.session"].env.task.simulator is second.session_state["pg.session"].env.task.simulator
