@@ -1,0 +1,215 @@
+"""The Train page in Streamlit's AppTest, with the real job manager and real training processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from envlib.config import EnvConfig, RunConfig, TrainConfig
+from envlib.reward_spec import preset
+from envlib.runs import MODEL_FILE, read_progress
+from ui.common import job_manager
+from ui.train import FIELDS, config_data, parse_upload, presets, to_widget
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}
+#: The env keys of the tutorial's config that shape the reward and the episode.
+REWARD_KEYS = {
+    "reward_mode", "action_mode", "time_reward", "abort_if_off_screen", "time_limit", "threshold_hold",
+    "target_sigma_x_threshold", "target_sigma_y_threshold", "target_mu_x_threshold", "target_mu_y_threshold",
+    "rescale_action",
+}  # fmt: skip
+
+
+@pytest.fixture
+def manager(tmp_path, monkeypatch):
+    """The page's cached JobManager, on a fresh runs folder; its processes die with the test."""
+    monkeypatch.setenv("ARES_RUNS_DIR", str(tmp_path / "runs"))
+    job_manager.clear()
+    manager = job_manager()  # the same object the page gets from st.cache_resource
+    yield manager
+    manager.close(kill_jobs=True)
+    job_manager.clear()
+
+
+def page(**secrets: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in secrets.items():
+        at.secrets[key] = value
+    return at.run()
+
+
+def field(at: AppTest, key: str):
+    return at.get_by_key(f"train.f.{key}")
+
+
+def red_messages(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith(":red[")]
+
+
+def set_tiny(at: AppTest, total_timesteps: int, name: str) -> AppTest:
+    for key, value in {**TINY, "total_timesteps": total_timesteps}.items():
+        field(at, f"train.{key}").set_value(value)
+    field(at, "train.net_arch").set_value("8")
+    field(at, "display_name").set_value(name)
+    return at.run()
+
+
+def shows(at: AppTest, key: str) -> bool:
+    try:
+        at.get_by_key(key)
+    except KeyError:
+        return False
+    return True
+
+
+def table(at: AppTest) -> list[dict]:
+    return at.dataframe[0].value.to_dict("records") if len(at.dataframe) else []
+
+
+def test_form_has_every_training_key_and_the_reward_keys_with_help_starting_from_the_tutorial(manager):
+    at = page()
+    assert not at.exception
+    keys = {f.key for f in FIELDS}
+    assert {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)} <= keys
+    assert {f"env.{k}" for k in REWARD_KEYS} <= keys
+    for f in FIELDS:
+        widget = field(at, f.key)
+        assert widget.help and "\n" not in widget.help, f.key
+    tutorial = {
+        "train.n_envs": 40, "train.n_steps": 50, "train.batch_size": 100, "train.n_epochs": 10,
+        "train.total_timesteps": 200_000, "train.gamma": 0.99, "train.net_arch": "64, 64",
+        "train.normalize_observation": True, "train.normalize_reward": True, "train.frame_stack": None,
+        "env.reward_mode": "negative_objective", "env.action_mode": "delta", "env.time_reward": 0.0,
+        "env.abort_if_off_screen": False, "env.time_limit": 25, "env.threshold_hold": 5,
+        "env.target_sigma_x_threshold": None, "env.rescale_action": "-3, 3",
+    }  # fmt: skip
+    assert {k: field(at, k).value for k in tutorial} == tutorial
+    assert "2,000 samples" in " ".join(c.value for c in at.caption)  # the tutorial's rollout arithmetic
+    assert red_messages(at) == []
+
+
+def test_an_invalid_value_is_shown_next_to_its_field_and_nothing_is_launched(manager):
+    at = page()
+    field(at, "train.batch_size").set_value(5000)
+    field(at, "train.net_arch").set_value("64, sixty-four")
+    at.run()
+    messages = red_messages(at)
+    assert any("batch_size" in m and "at most one rollout" in m for m in messages), messages
+    assert any("net_arch" in m and "whole numbers" in m for m in messages), messages
+    assert at.get_by_key("train.download").proto.disabled
+
+    at.button(key="train.launch").click().run()
+    assert any("Not launched" in e.value for e in at.error)
+    assert manager.list() == [] and list(manager.runs_dir.iterdir()) == []
+
+    field(at, "train.batch_size").set_value(100)
+    field(at, "train.net_arch").set_value("64, 64")
+    field(at, "train.total_timesteps").set_value(manager.limits.max_total_timesteps + 1)
+    at.run()
+    assert [m for m in red_messages(at) if "total_timesteps" in m and "on this server" in m]
+
+
+def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager):
+    at = page()
+    flat = {"run_name": "Flat Tutorial", "n_envs": 20, "reward_mode": "objective_improvement", "time_reward": -1.0,
+            "abort_if_off_screen": True, "rescale_action": [-1, 1], "net_arch": [32]}  # fmt: skip
+    at.file_uploader(key="train.upload").set_value(("cfg.yaml", yaml.safe_dump(flat).encode(), "application/x-yaml"))
+    at.run()
+    assert not at.error
+    assert field(at, "train.n_envs").value == 20 and field(at, "env.reward_mode").value == "objective_improvement"
+    assert field(at, "env.rescale_action").value == "-1, 1" and field(at, "display_name").value == "Flat Tutorial"
+
+    evil = b"train: !!python/object/apply:os.system ['touch pwned']\n"
+    at.file_uploader(key="train.upload").set_value(("evil.yaml", evil, "application/x-yaml"))
+    at.run()
+    assert any("evil.yaml was not loaded" in e.value for e in at.error)
+    assert field(at, "train.n_envs").value == 20, "a refused upload leaves the form as it was"
+    assert not Path("pwned").exists()
+
+
+def test_parse_upload_takes_safe_yaml_only_and_caps_the_size():
+    with pytest.raises(Exception, match="not valid YAML"):
+        parse_upload("x.yaml", b"a: !!python/name:os.system\n")
+    with pytest.raises(Exception, match="at most"):
+        parse_upload("big.yaml", b"#" * 100_000)
+    assert parse_upload("ok.yaml", b"train: {n_envs: 3, batch_size: 50}\n").train.n_envs == 3
+
+
+@pytest.mark.parametrize("name", list(presets()))
+def test_every_preset_survives_the_form_unchanged(name):
+    base = presets()[name]
+    values = {}
+    for f in FIELDS:
+        section, _, key = f.key.rpartition(".")
+        values[f.key] = to_widget(f, (base.get(section) or {}).get(key) if section else base.get(key))
+    data, errors = config_data(base, values)
+    assert errors == {}
+    assert RunConfig.from_dict(data) == RunConfig.from_dict(base)
+
+
+def test_switching_reward_mode_away_from_custom_drops_the_spec():
+    base = RunConfig(env=EnvConfig()).to_dict()
+    base["env"].update(reward_mode="custom", reward=preset("objective_improvement", time_reward=-1.0).to_dict())
+    assert RunConfig.from_dict(config_data(base, {"env.reward_mode": "custom"})[0]).env.reward_spec.time_reward == -1.0
+    data, _ = config_data(base, {"env.reward_mode": "sum_of_pixels"})
+    assert "reward" not in data["env"] and RunConfig.from_dict(data).env.reward_mode == "sum_of_pixels"
+
+
+@pytest.mark.slow
+def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_it(manager):
+    owner = set_tiny(page(), total_timesteps=500_000, name="Page Run")
+    owner.button(key="train.launch").click().run()
+    assert not owner.exception
+    (job,) = manager.list()
+    assert (job.display_name, job.status) == ("Page Run", "running")
+    run_dir = manager.run_dir(job.job_id)
+
+    owner.button(key="train.launch").click().run()  # a second launch waits in the queue
+    assert [row["status"] for row in table(owner)] == ["queued (#1)", "running"]
+
+    seen = []
+    deadline = time.monotonic() + 90
+    while len({s for s in seen if s > 0}) < 2 and time.monotonic() < deadline:
+        owner.run()
+        row = table(owner)[1]
+        if row["steps/s"]:
+            seen.append(read_progress(run_dir).timesteps)
+            texts = [p.proto.text for p in owner.get("progress")]
+            assert any("Page Run" in t and "steps/s" in t and "ETA" in t for t in texts), texts
+        time.sleep(0.5)
+    assert len({s for s in seen if s > 0}) >= 2, "progress should advance between two refreshes"
+    assert len(owner.get("plotly_chart")) == 3  # return, length, evaluation MAE
+
+    other = page(instructor_password="s3cret")
+    assert [row["by"] for row in table(other)] == ["", ""]
+    assert not shows(other, "train.stop"), "another session gets no controls"
+    other.text_input(key="train.password").set_value("guess").run()
+    assert any("Wrong password" in e.value for e in other.error)
+    other.text_input(key="train.password").set_value("s3cret").run()
+    other.run()
+    assert shows(other, "train.stop"), "an instructor controls every job"
+
+    queued = manager.list()[1]
+    owner.selectbox(key="train.control").set_value(queued.job_id).run()
+    owner.button(key="train.stop").click().run()
+    assert manager.status(queued.job_id).status == "cancelled"
+
+    owner.selectbox(key="train.control").set_value(job.job_id).run()
+    owner.button(key="train.stop").click().run()
+    deadline = time.monotonic() + 30
+    while manager.status(job.job_id).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert manager.status(job.job_id).status == "stopped"
+    assert (run_dir / MODEL_FILE).is_file()
+
+    owner.run()
+    assert table(owner)[1]["status"] == "stopped"
+    owner.selectbox(key="train.control").set_value(job.job_id).run()
+    owner.button(key="train.delete").click().run()
+    assert not run_dir.exists() and [j.job_id for j in manager.list()] == [queued.job_id]

@@ -1,0 +1,679 @@
+"""The Train page's pieces: the config form, the job list with its controls, and live history plots.
+
+The form edits a *base* config (a preset or an uploaded YAML): the keys of the tutorial's
+training config and the env keys that shape the reward are fields; every other key of the
+base (actuators, observation, target, ...) is kept as it is. Values are validated by
+:class:`envlib.config.RunConfig` and the server's :class:`envlib.jobs.JobLimits` on every
+change, and each error is shown under its field.
+
+Live parts only read: the job list comes from the :class:`~envlib.jobs.JobManager` in memory,
+the history from the run's CSV files (cached by modification time), so one refresh tick
+costs a few milliseconds of server time. The page refreshes itself only while a job is
+queued or running.
+
+Session state keys start with ``train.``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import yaml
+
+from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSchedule, RewardMode, RunConfig, TrainConfig
+from envlib.jobs import REPO_ROOT, Job, JobError, JobManager, list_finished_runs
+from envlib.names import sanitize_run_id
+from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
+
+P = "train."
+#: Seconds between two refreshes of the live section while a job is queued or running.
+LIVE_REFRESH_S = 2.0
+#: Uploaded configs are small text files.
+MAX_UPLOAD_BYTES = 64 * 1024
+#: Raw episode points drawn per run; longer histories are thinned (the smoothed curve uses all).
+MAX_PLOT_POINTS = 1500
+PRETRAINED_DIR = REPO_ROOT / "pretrained"
+TUTORIAL_PRESET = "Tutorial, Part IV"
+
+FieldKind = Literal["select", "bool", "int", "float", "optional_int", "optional_float", "int_list", "range", "text"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One form field for one config key.
+
+    :param key: dotted config key, e.g. ``train.batch_size`` (``display_name`` at the top).
+    :param label: the widget's label.
+    :param help: one line shown as the widget's tooltip.
+    :param kind: how the value is entered (see :func:`to_widget` and :func:`from_widget`).
+    :param options: choices of a ``select`` field.
+    :param step: step of a number field.
+    :param fmt: printf format of a number field.
+    """
+
+    key: str
+    label: str
+    help: str
+    kind: FieldKind
+    options: tuple[Any, ...] = ()
+    step: float | int | None = None
+    fmt: str | None = None
+
+    @property
+    def widget_key(self) -> str:
+        return f"{P}f.{self.key}"
+
+
+def _choices(alias: Any) -> tuple[str, ...]:
+    return typing.get_args(alias)
+
+
+REWARD_FIELDS = (
+    Field("env.reward_mode", "Reward mode", "What the agent is paid for; 'custom' needs a reward spec from the Reward designer or a YAML upload.", "select", _choices(RewardMode)),
+    Field("env.action_mode", "Action mode", "direct: the action is the magnet setting; delta: it is added to the current setting.", "select", _choices(ActionMode)),
+    Field("env.time_reward", "Time reward", "Added to the reward every step (e.g. -1 pays the agent to end episodes early).", "float", step=0.1, fmt="%g"),
+    Field("env.abort_if_off_screen", "Abort if off screen", "End the episode when the beam centre leaves the screen.", "bool"),
+    Field("env.time_limit", "Time limit (steps)", "Steps per episode before it is cut off; empty for no limit.", "optional_int", step=1),
+    Field("env.threshold_hold", "Threshold hold (steps)", "Consecutive steps within all set thresholds that count as success and end the episode.", "int", step=1),
+    Field("env.target_sigma_x_threshold", "σx threshold (m)", "Success when |σx − target| stays below this; empty to ignore σx.", "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_sigma_y_threshold", "σy threshold (m)", "Success when |σy − target| stays below this; empty to ignore σy.", "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_mu_x_threshold", "μx threshold (m)", "Success when |μx − target| stays below this; empty to ignore μx.", "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_mu_y_threshold", "μy threshold (m)", "Success when |μy − target| stays below this; empty to ignore μy.", "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.rescale_action", "Rescale action (low, high)", "Range the agent acts in, mapped onto the magnets' range, e.g. -3, 3; empty for physical units.", "range"),
+)  # fmt: skip
+ALGORITHM_FIELDS = (
+    Field("train.algorithm", "Algorithm", "PPO (the tutorial's) or TD3.", "select", _choices(Algorithm)),
+    Field("train.n_envs", "n_envs", "Environments stepped in parallel; one rollout has n_steps × n_envs samples.", "int", step=1),
+    Field("train.n_steps", "n_steps", "Steps each environment takes before every update.", "int", step=1),
+    Field("train.batch_size", "batch_size", "Samples per gradient step (a minibatch of the rollout).", "int", step=1),
+    Field("train.n_epochs", "n_epochs", "Passes over each rollout per update.", "int", step=1),
+    Field("train.gamma", "gamma", "Discount factor: lower values make near rewards matter more (usually above 0.9).", "float", step=0.001, fmt="%.4f"),
+    Field("train.learning_rate", "learning_rate", "Step size of the optimiser.", "float", step=1e-4, fmt="%.2e"),
+    Field("train.lr_schedule", "lr_schedule", "constant, or linear decay to 0 at the last step.", "select", _choices(LrSchedule)),
+    Field("train.ent_coef", "ent_coef", "PPO: entropy bonus that keeps the policy exploring.", "float", step=0.001, fmt="%g"),
+    Field("train.gae_lambda", "gae_lambda", "PPO: bias-variance trade-off of the advantage estimate.", "float", step=0.01, fmt="%.3f"),
+    Field("train.clip_range", "clip_range", "PPO: how far one update may move the policy.", "float", step=0.01, fmt="%.3f"),
+)  # fmt: skip
+RUN_FIELDS = (
+    Field("display_name", "Run name", "A name for people; the run's folder gets a generated id.", "text"),
+    Field("train.total_timesteps", "total_timesteps", "Environment steps to train for, all environments together.", "int", step=1000),
+    Field("train.net_arch", "net_arch", "Hidden layer sizes of the actor and critic networks, e.g. 64, 64.", "int_list"),
+    Field("train.normalize_observation", "normalize_observation", "Normalise observations by a running mean and standard deviation.", "bool"),
+    Field("train.normalize_reward", "normalize_reward", "Normalise rewards by a running estimate of the return's spread.", "bool"),
+    Field("train.frame_stack", "frame_stack", "Stack this many past observations; empty for none.", "optional_int", step=1),
+    Field("train.seed", "seed", "Seed of the training (environments and network): same seed, same run.", "int", step=1),
+    Field("train.eval_every", "eval_every", "Evaluate on fixed seeds every this many steps; 0 for never.", "int", step=1000),
+    Field("train.eval_episodes", "eval_episodes", "Episodes (fixed seeds) per evaluation.", "int", step=1),
+)  # fmt: skip
+FIELDS = REWARD_FIELDS + ALGORITHM_FIELDS + RUN_FIELDS
+FIELD_BY_KEY = {f.key: f for f in FIELDS}
+
+
+# --- values: config <-> widgets -------------------------------------------------------------
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    section, _, name = key.rpartition(".")
+    return (data.get(section) or {}).get(name) if section else data.get(name)
+
+
+def to_widget(field: Field, value: Any) -> Any:
+    """A config value as the widget of ``field`` shows it."""
+    if field.kind == "int_list":
+        return ", ".join(str(v) for v in value or ())
+    if field.kind == "range":
+        return "" if value is None else ", ".join(f"{float(v):g}" for v in value)
+    if field.kind == "text":
+        return value or ""
+    if field.kind == "int":
+        return int(value)
+    if field.kind == "float":
+        return float(value)
+    if field.kind == "optional_int":
+        return None if value is None else int(value)
+    if field.kind == "optional_float":
+        return None if value is None else float(value)
+    return value
+
+
+def from_widget(field: Field, value: Any) -> Any:
+    """A widget value as config data; :class:`ConfigError` naming the key if it cannot be read."""
+    if field.kind in ("int_list", "range"):
+        text = (value or "").strip().strip("[]()")
+        if not text:
+            if field.kind == "range":
+                return None
+            raise ConfigError(field.key, "needs at least one layer size, e.g. 64, 64")
+        parts = [p.strip() for p in text.replace(";", ",").split(",")]
+        try:
+            numbers = [int(p) for p in parts] if field.kind == "int_list" else [float(p) for p in parts]
+        except ValueError:
+            kind = "whole numbers, e.g. 64, 64" if field.kind == "int_list" else "two numbers, e.g. -3, 3"
+            raise ConfigError(field.key, f"must be a comma-separated list of {kind}; got {value!r}") from None
+        return numbers
+    if field.kind == "text":
+        return (value.strip() or None) if isinstance(value, str) else None
+    return value
+
+
+def config_data(base: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Merge form values into a copy of the base config's plain data.
+
+    :param base: plain config data (nested ``env`` / ``train`` sections).
+    :param values: widget values by field key.
+    :return: ``(data, errors)``: the merged data and messages of fields that could not be read.
+    """
+    data = {"env": dict(base.get("env") or {}), "train": dict(base.get("train") or {})}
+    for key in ("description",):
+        if base.get(key) is not None:
+            data[key] = base[key]
+    errors: dict[str, str] = {}
+    for field in FIELDS:
+        if field.key not in values:
+            continue
+        try:
+            value = from_widget(field, values[field.key])
+        except ConfigError as exc:
+            errors[field.key] = exc.message
+            continue
+        section, _, name = field.key.rpartition(".")
+        (data[section] if section else data)[name] = value
+    if data["env"].get("reward_mode") != "custom":
+        data["env"].pop("reward", None)  # a spec belongs to 'custom' only; switching away drops it
+    if data.get("display_name") is None:
+        data.pop("display_name", None)
+    return data, errors
+
+
+def field_of(error_key: str) -> str | None:
+    """The form field an error key belongs to (``env.reward.terms[0]`` -> ``env.reward_mode``)."""
+    if error_key in FIELD_BY_KEY:
+        return error_key
+    if error_key == "env.reward" or error_key.startswith(("env.reward.", "env.reward[")):
+        return "env.reward_mode"
+    for key in FIELD_BY_KEY:
+        if error_key.startswith((key + ".", key + "[")):
+            return key
+    return None
+
+
+def validate(data: Mapping[str, Any], manager: JobManager) -> tuple[RunConfig | None, dict[str, str]]:
+    """Validate merged data with envlib's config and the server's limits.
+
+    The env and train sections are checked separately, so an error in each shows at once.
+
+    :return: ``(config, errors)`` with errors keyed by config key (``config`` for the whole).
+    """
+    errors: dict[str, str] = {}
+    for cls, section in ((EnvConfig, "env"), (TrainConfig, "train")):
+        try:
+            cls.from_dict(data.get(section), prefix=f"{section}.")
+        except ConfigError as exc:
+            errors[exc.key] = exc.message
+    if errors:
+        return None, errors
+    try:
+        config = RunConfig.from_dict(dict(data))
+        manager.limits.check(config)
+    except ConfigError as exc:
+        return None, {exc.key: exc.message}
+    return config, {}
+
+
+# --- presets and uploads --------------------------------------------------------------------
+@st.cache_data(ttl=300, show_spinner=False)
+def presets(pretrained_dir: str = str(PRETRAINED_DIR)) -> dict[str, dict[str, Any]]:
+    """Config presets by name: the tutorial's training config and each shipped agent's config."""
+    found = {TUTORIAL_PRESET: RunConfig().to_dict()}
+    for path in sorted(Path(pretrained_dir).glob("*/config.yaml")):
+        try:
+            config = RunConfig.load(path)
+        except ConfigError:
+            continue  # a broken shipped config must not take the page down
+        name = config.display_name or path.parent.name
+        found[f"{name} ({path.parent.name})"] = config.to_dict()
+    return found
+
+
+def load_into_form(data: Mapping[str, Any]) -> None:
+    """Make ``data`` (valid plain config data) the form's base and fill every field from it."""
+    full = RunConfig.from_dict(dict(data)).to_dict()
+    st.session_state[P + "base"] = full
+    for field in FIELDS:
+        st.session_state[field.widget_key] = to_widget(field, _get(full, field.key))
+
+
+def parse_upload(name: str, payload: bytes) -> RunConfig:
+    """An uploaded YAML config; :class:`ConfigError` if too big, not text or not valid (safe YAML only)."""
+    if len(payload) > MAX_UPLOAD_BYTES:
+        raise ConfigError("config", f"{name} is {len(payload):,} bytes; a config is at most {MAX_UPLOAD_BYTES:,}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{name} is not UTF-8 text") from None
+    return RunConfig.from_yaml(text)
+
+
+def _on_preset() -> None:
+    name = st.session_state[P + "preset"]
+    st.session_state[P + "upload_error"] = None
+    load_into_form(presets()[name])
+
+
+def _on_upload() -> None:
+    uploaded = st.session_state.get(P + "upload")
+    st.session_state[P + "upload_error"] = None
+    if uploaded is None:
+        return
+    try:
+        config = parse_upload(uploaded.name, uploaded.getvalue())
+    except ConfigError as exc:
+        st.session_state[P + "upload_error"] = f"{uploaded.name} was not loaded — {exc}"
+        return
+    load_into_form(config.to_dict())
+
+
+# --- session --------------------------------------------------------------------------------
+def session_owner() -> str:
+    """This browser session's owner token (random; it marks the jobs the session started)."""
+    return st.session_state.setdefault(P + "owner", secrets.token_urlsafe(16))
+
+
+def instructor_password() -> str | None:
+    """The instructor password from ``.streamlit/secrets.toml``, or None if none is set."""
+    try:
+        value = st.secrets.get("instructor_password")
+    except Exception:  # no secrets file at all
+        return None
+    return str(value) if value else None
+
+
+def is_instructor() -> bool:
+    return bool(st.session_state.get(P + "instructor"))
+
+
+def instructor_box() -> None:
+    """Instructor sign-in: with the password, this session may stop and delete anyone's jobs."""
+    password = instructor_password()
+    with st.expander("Instructor", expanded=False):
+        if password is None:
+            st.caption("No instructor password is set (key `instructor_password` in `.streamlit/secrets.toml`).")
+            return
+        if is_instructor():
+            st.success("Signed in as instructor: you can stop and delete every job.")
+            return
+        entered = st.text_input("Instructor password", type="password", key=P + "password")
+        if entered:
+            if hmac.compare_digest(entered.encode(), password.encode()):
+                st.session_state[P + "instructor"] = True
+                st.rerun()
+            st.error("Wrong password.")
+
+
+# --- the config form ------------------------------------------------------------------------
+def _render_field(field: Field, error: str | None) -> None:
+    key, kwargs = field.widget_key, {"help": field.help, "persist_state": "session"}
+    if field.kind == "select":
+        st.selectbox(field.label, field.options, key=key, **kwargs)
+    elif field.kind == "bool":
+        st.checkbox(field.label, key=key, **kwargs)
+    elif field.kind in ("int", "optional_int"):
+        st.number_input(field.label, value=None, step=int(field.step or 1), key=key, **kwargs)
+    elif field.kind in ("float", "optional_float"):
+        st.number_input(field.label, value=None, step=float(field.step), format=field.fmt, key=key, **kwargs)
+    else:
+        st.text_input(field.label, key=key, **kwargs)
+    if error:
+        st.markdown(f":red[**{field.key.rpartition('.')[2]}**: {error}]")
+
+
+def _ensure_form() -> None:
+    if P + "base" not in st.session_state or any(f.widget_key not in st.session_state for f in FIELDS):
+        load_into_form(st.session_state.get(P + "base") or presets()[TUTORIAL_PRESET])
+
+
+def rollout_summary(config: RunConfig) -> str:
+    """The tutorial's Part IV arithmetic for this config, in one line."""
+    t = config.train
+    rollout = t.n_steps * t.n_envs
+    if t.algorithm != "PPO":
+        return f"{rollout:,} samples between updates; {t.total_timesteps:,} steps in all."
+    minibatches = -(-rollout // t.batch_size)
+    updates = -(-t.total_timesteps // rollout)
+    return (
+        f"One rollout = n_steps × n_envs = {rollout:,} samples → {minibatches} minibatches × {t.n_epochs} "
+        f"epochs = {minibatches * t.n_epochs} gradient steps per update; {updates:,} updates in "
+        f"{t.total_timesteps:,} steps."
+    )
+
+
+@st.fragment
+def config_form(manager: JobManager, owner: str) -> None:
+    """The config form with presets, upload/download and Launch (reruns only itself on edits)."""
+    _ensure_form()
+    names = list(presets())
+    c1, c2 = st.columns([2, 3])
+    c1.selectbox(
+        "Start from a preset", names, key=P + "preset", on_change=_on_preset,
+        help="The tutorial's training config, or the config of a shipped agent.",
+    )  # fmt: skip
+    c2.file_uploader(
+        "…or upload a config (YAML)", type=["yaml", "yml"], key=P + "upload", on_change=_on_upload,
+        max_upload_size=1, help="A file downloaded here, or the tutorial's flat config dict as YAML.",
+    )  # fmt: skip
+    if st.session_state.get(P + "upload_error"):
+        st.error(st.session_state[P + "upload_error"])
+
+    values = {f.key: st.session_state.get(f.widget_key) for f in FIELDS}
+    data, errors = config_data(st.session_state[P + "base"], values)
+    config, config_errors = validate(data, manager)  # a field that could not be read keeps its old value here
+    for key, message in config_errors.items():
+        errors.setdefault(field_of(key) or "config", message)
+    if errors:
+        config = None
+
+    groups = (("Reward and episode", REWARD_FIELDS), ("Algorithm", ALGORITHM_FIELDS), ("Network and run", RUN_FIELDS))
+    for column, (title, fields) in zip(st.columns(3), groups):
+        with column:
+            st.markdown(f"**{title}**")
+            for field in fields:
+                _render_field(field, errors.get(field.key))
+    if "config" in errors:
+        st.error(f"config: {errors['config']}")
+    kept = {k: v for k, v in data["env"].items() if f"env.{k}" not in FIELD_BY_KEY}
+    with st.expander("Other environment keys (kept from the preset or upload)"):
+        st.code(yaml.safe_dump(kept, sort_keys=False), language="yaml")
+
+    if config is not None:
+        st.caption(rollout_summary(config))
+    b1, b2, _ = st.columns([1, 1, 3])
+    launch = b1.button("Launch training", type="primary", key=P + "launch")
+    file_name = f"{_slug(data.get('display_name'))}.yaml"
+    b2.download_button(
+        "Download config", data=config.to_yaml() if config else "", file_name=file_name,
+        mime="application/x-yaml", disabled=config is None, key=P + "download", on_click="ignore",
+    )  # fmt: skip
+    if launch:
+        if config is None:
+            st.error("Not launched: fix the fields marked in red above.")
+            return
+        try:
+            job = manager.submit(config, owner=owner)
+        except (ConfigError, JobError) as exc:
+            st.error(f"Not launched: {exc}")
+            return
+        st.session_state[P + "show_next"] = job.job_id
+        st.rerun()
+
+
+def _slug(name: str | None) -> str:
+    try:
+        return sanitize_run_id(name or "")
+    except ValueError:
+        return "ares-config"
+
+
+# --- history: data and figures --------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSource:
+    """A run whose history can be plotted: a job of the manager, or a finished run on disk."""
+
+    run_id: str
+    name: str
+    run_dir: Path
+    job: Job | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+        return stat.st_mtime_ns, stat.st_size
+    except OSError:
+        return 0, 0
+
+
+@lru_cache(maxsize=256)
+def _read_cached(path: str, columns: tuple[str, ...], stamp: tuple[int, int]) -> pd.DataFrame:
+    return read_csv(path, columns)
+
+
+def read_history(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run's episodes and evaluations, re-read only when the file changed. Do not modify them."""
+    episodes, evaluations = run_dir / "episodes.csv", run_dir / "evaluations.csv"
+    return (
+        _read_cached(str(episodes), EPISODE_COLUMNS, _stamp(episodes)),
+        _read_cached(str(evaluations), EVALUATION_COLUMNS, _stamp(evaluations)),
+    )
+
+
+def smoothed(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` points (fewer at the start), same length as ``values``."""
+    if window <= 1 or len(values) == 0:
+        return values.astype(float)
+    cumsum = np.cumsum(np.insert(values.astype(float), 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    return (cumsum[idx] - cumsum[start]) / (idx - start)
+
+
+def thinned(n: int, limit: int = MAX_PLOT_POINTS) -> slice:
+    """A slice keeping at most about ``limit`` evenly spaced of ``n`` points (the last one included)."""
+    step = max(1, -(-n // limit))
+    return slice((n - 1) % step, None, step)
+
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def history_figures(
+    runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], x: Literal["timesteps", "time_s"], window: int
+) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Episode return, episode length (raw and smoothed) and evaluation MAE of several runs.
+
+    :param runs: ``(name, episodes, evaluations)`` per run (:mod:`envlib.runs` columns).
+    :param x: ``timesteps`` or ``time_s`` (wall time since the start, s) for the episode plots.
+    :param window: episodes in the trailing mean of the smoothed curves.
+    :return: three figures; evaluations are always against timesteps.
+    """
+    x_title = "timesteps" if x == "timesteps" else "wall time (s)"
+    figures = []
+    for column, title in (("return", "Episode return"), ("length", "Episode length (steps)")):
+        fig = go.Figure()
+        for i, (name, episodes, _) in enumerate(runs):
+            color = COLORS[i % len(COLORS)]
+            xs, ys = episodes[x].to_numpy(), episodes[column].to_numpy()
+            keep = thinned(len(xs))
+            fig.add_scatter(x=xs[keep], y=ys[keep], mode="markers", marker={"size": 3, "color": color, "opacity": 0.25},
+                            name=f"{name} (raw)", legendgroup=name, showlegend=False, hoverinfo="skip")  # fmt: skip
+            fig.add_scatter(x=xs[keep], y=smoothed(ys, window)[keep], mode="lines", line={"color": color, "width": 2},
+                            name=name, legendgroup=name)  # fmt: skip
+        fig.update_layout(title=title, xaxis_title=x_title, **_LAYOUT)
+        figures.append(fig)
+    fig = go.Figure()
+    for i, (name, _, evaluations) in enumerate(runs):
+        color = COLORS[i % len(COLORS)]
+        steps = evaluations["timesteps"].to_numpy()
+        fig.add_scatter(x=steps, y=evaluations["mean_final_mae_focus"].to_numpy() * 1e6, mode="lines+markers",
+                        line={"color": color}, name=f"{name}: focus", legendgroup=name)  # fmt: skip
+        fig.add_scatter(x=steps, y=evaluations["mean_final_mae_all"].to_numpy() * 1e6, mode="lines",
+                        line={"color": color, "dash": "dot"}, name=f"{name}: all four", legendgroup=name)  # fmt: skip
+    fig.update_layout(title="Evaluation on fixed seeds: mean final MAE (µm)", xaxis_title="timesteps", **_LAYOUT)
+    fig.update_yaxes(type="log")
+    figures.append(fig)
+    return tuple(figures)
+
+
+_LAYOUT = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25}}
+
+
+# --- the live section -----------------------------------------------------------------------
+def _progress(run_dir: Path) -> Progress | None:
+    try:
+        return read_progress(run_dir)
+    except RunError:
+        return None
+
+
+def status_label(job: Job) -> str:
+    """``queued (#2)``, ``running``, ``failed`` … as the job list shows it."""
+    return f"queued (#{job.position})" if job.status == "queued" else job.status
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
+    """One row per job: name, status, progress, speed, ETA, whose it is."""
+    rows = []
+    for job in reversed(jobs):  # newest first
+        progress = _progress(manager.run_dir(job.job_id)) if job.status != "queued" else None
+        done = progress.timesteps / max(progress.total_timesteps, 1) if progress else 0.0
+        rows.append(
+            {
+                "run": job.display_name,
+                "status": status_label(job),
+                "progress": min(done, 1.0),
+                "timesteps": f"{progress.timesteps:,} / {progress.total_timesteps:,}" if progress else f"0 / {job.total_timesteps:,}",
+                "steps/s": round(progress.fps) if progress and job.status == "running" else None,
+                "ETA": _duration(progress.eta_s) if progress and job.status == "running" else "",
+                "elapsed": _duration(progress.elapsed_s) if progress else "",
+                "by": "you" if manager.owns(job, owner) else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _sources(manager: JobManager, jobs: list[Job]) -> dict[str, RunSource]:
+    sources = {
+        job.job_id: RunSource(job.job_id, job.display_name, manager.run_dir(job.job_id), job)
+        for job in reversed(jobs)
+        if job.status != "queued" and job.status != "cancelled"
+    }
+    for run in list_finished_runs(manager.runs_dir):  # runs trained from the command line
+        sources.setdefault(run.run_id, RunSource(run.run_id, run.display_name, run.run_dir))
+    for run in list_finished_runs(PRETRAINED_DIR):  # shipped agents, if they kept their history
+        sources.setdefault(f"pretrained/{run.run_id}", RunSource(run.run_id, f"{run.display_name} (pre-trained)", run.run_dir))
+    return sources
+
+
+def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
+    instructor = is_instructor()
+    mine = [j for j in reversed(jobs) if instructor or manager.owns(j, owner)]
+    if not mine:
+        st.caption("You can stop or delete the jobs you launched (instructors: all jobs).")
+        return
+    names = {j.job_id: f"{j.display_name} — {status_label(j)}" for j in mine}
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    job_id = c1.selectbox("Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control")
+    job = next(j for j in mine if j.job_id == job_id)
+    if c2.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
+        _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {job.display_name}.")
+    if c3.button("Delete", key=P + "delete", disabled=job.active, help="Deletes the run and its files."):
+        _act(lambda: manager.delete(job_id, owner, instructor=instructor), f"Deleted {job.display_name}.")
+    if job.status in ("failed", "interrupted"):
+        st.error(f"{job.display_name} {job.status}: {job.error}")
+        if job.log_tail:
+            st.code(job.log_tail, language="text")
+    elif job.error and job.status in ("stopped", "cancelled"):
+        st.info(job.error)
+
+
+def _act(action: Any, message: str) -> None:
+    try:
+        action()
+    except JobError as exc:
+        st.error(str(exc))
+        return
+    st.toast(message)
+    st.rerun(scope="app")
+
+
+def _plot_selection(sources: dict[str, RunSource]) -> list[str]:
+    key = P + "plot"
+    chosen = [r for r in st.session_state.get(key, []) if r in sources]
+    new = st.session_state.pop(P + "show_next", None)
+    if new in sources and new not in chosen:
+        chosen = [new, *chosen]
+    if not chosen and sources:
+        chosen = [next(iter(sources))]
+    st.session_state[key] = chosen
+    return st.multiselect(
+        "Runs to plot (several overlay)", list(sources), format_func=lambda r: sources[r].name, key=key,
+        max_selections=len(COLORS),
+    )  # fmt: skip
+
+
+def _progress_line(source: RunSource) -> None:
+    progress = _progress(source.run_dir)
+    job = source.job
+    if progress is None:
+        st.caption(f"**{source.name}**: starting…" if job and job.active else f"**{source.name}**: no progress record")
+        return
+    status = job.status if job else progress.status
+    text = (
+        f"**{source.name}** — {status}: {progress.timesteps:,} / {progress.total_timesteps:,} steps, "
+        f"{progress.fps:,.0f} steps/s, {_duration(progress.elapsed_s)}"
+    )
+    if status == "running":
+        text += f", ETA {_duration(progress.eta_s) or '?'}"
+    st.progress(min(progress.timesteps / max(progress.total_timesteps, 1), 1.0), text=text)
+
+
+def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
+    """Job list, controls and history plots; reads only job records and run files."""
+    jobs = manager.list()
+    active = any(j.active for j in jobs)
+    if ticking and not active:
+        st.rerun(scope="app")  # everything ended: redraw once and stop refreshing
+    if jobs:
+        st.dataframe(
+            job_table(manager, jobs, owner),
+            hide_index=True,
+            column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
+        )  # fmt: skip
+        _controls(manager, jobs, owner)
+    else:
+        st.caption("No training jobs yet: set a config above and launch one.")
+
+    sources = _sources(manager, jobs)
+    if not sources:
+        return
+    st.subheader("Training history")
+    chosen = _plot_selection(sources)
+    c1, c2 = st.columns(2)
+    x = c1.radio("x axis", ("timesteps", "time_s"), format_func={"timesteps": "timesteps", "time_s": "wall time"}.get,
+                 horizontal=True, key=P + "x", persist_state="session")  # fmt: skip
+    window = c2.slider("Smoothing (episodes)", 1, 500, 50, key=P + "window", persist_state="session")
+    runs = []
+    for run_id in chosen:
+        source = sources[run_id]
+        _progress_line(source)
+        try:
+            episodes, evaluations = read_history(source.run_dir)
+        except RunError as exc:
+            st.warning(f"{source.name}: {exc.problem}")
+            continue
+        runs.append((source.name, episodes, evaluations))
+    if runs:
+        for column, fig in zip(st.columns(3), history_figures(runs, x, window)):
+            column.plotly_chart(fig, key=f"{P}fig.{fig.layout.title.text}")
+
+
+def live_section(manager: JobManager, owner: str) -> None:
+    """The live part of the page; it refreshes itself every couple of seconds while jobs are active."""
+    ticking = any(j.active for j in manager.list())
+    fragment = st.fragment(live_body, run_every=LIVE_REFRESH_S if ticking else None)
+    fragment(manager, owner, ticking)
