@@ -1,0 +1,113 @@
+"""Training speed: the tutorial's config on the batched env, and on SB3's DummyVecEnv of single envs.
+
+Trains the tutorial's Part IV config (PPO, n_envs 40, n_steps 50, batch 100, n_epochs 10,
+200k timesteps) with :func:`envlib.training.train` on ``AresEAVecEnv``, then the same
+config on ``DummyVecEnv`` of 40 ``AresEAEnv`` (one Cheetah call per env and step, the
+tutorial's way) for a shorter budget, and evaluates the trained agent the way the Compare
+page does (5 agents x 50 seeds). Prints a table, then one JSON object as the last line.
+
+    python bench/train_speed.py [--timesteps 200000] [--dummy-timesteps 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize  # noqa: E402
+
+from envlib.agent import load_agent, policy_kwargs  # noqa: E402
+from envlib.config import RunConfig  # noqa: E402
+from envlib.env import AresEAEnv  # noqa: E402
+from envlib.evaluation import evaluate, evaluation_seeds  # noqa: E402
+from envlib.training import train  # noqa: E402
+
+#: The tutorial's training config (Part IV); periodic evaluation off, it is not training.
+TUTORIAL = {
+    "env": {"action_mode": "delta", "reward_mode": "negative_objective", "time_limit": 25},
+    "train": {
+        "algorithm": "PPO", "n_envs": 40, "n_steps": 50, "batch_size": 100, "n_epochs": 10,
+        "total_timesteps": 200_000, "gamma": 0.99, "net_arch": [64, 64], "normalize_observation": True,
+        "normalize_reward": True, "frame_stack": None, "seed": 0, "eval_every": 0,
+    },
+}  # fmt: skip
+
+
+def train_dummy(config: RunConfig, timesteps: int) -> float:
+    """Train the same PPO on DummyVecEnv of single envs; returns steps per second."""
+    train_cfg = config.train
+    venv = DummyVecEnv([lambda: AresEAEnv(config.env) for _ in range(train_cfg.n_envs)])
+    venv = VecNormalize(VecMonitor(venv), norm_obs=True, norm_reward=True, gamma=train_cfg.gamma)
+    model = PPO(
+        "MlpPolicy", venv, n_steps=train_cfg.n_steps, batch_size=train_cfg.batch_size,
+        n_epochs=train_cfg.n_epochs, gamma=train_cfg.gamma, learning_rate=train_cfg.learning_rate,
+        policy_kwargs=policy_kwargs(train_cfg), seed=train_cfg.seed, device="cpu",
+    )  # fmt: skip
+    start = time.perf_counter()
+    model.learn(timesteps)
+    return model.num_timesteps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timesteps", type=int, default=200_000)
+    parser.add_argument("--dummy-timesteps", type=int, default=10_000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    config = RunConfig.from_dict(TUTORIAL)
+    config = RunConfig.from_dict(
+        {**config.to_dict(), "train": {**config.train.to_dict(), "total_timesteps": args.timesteps}}
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = train(config, Path(folder) / "tutorial")
+        wall = time.perf_counter() - start
+        agent = load_agent(result.run_dir)
+        evaluate(agent, evaluation_seeds(50))  # warm up
+        start = time.perf_counter()
+        for _ in range(5):
+            metrics = evaluate(load_agent(result.run_dir), evaluation_seeds(50)).metrics
+        evaluate_s = time.perf_counter() - start
+    batched = result.timesteps / wall
+    dummy = train_dummy(config, args.dummy_timesteps)
+    load_after = os.getloadavg()[0]
+    figures = {
+        "tutorial_200k_wall_s": round(wall * 200_000 / result.timesteps, 2),
+        "batched_steps_per_s": round(batched, 1),
+        "dummy_steps_per_s": round(dummy, 1),
+        "speedup": round(batched / dummy, 2),
+        "evaluate_5x50_s": round(evaluate_s, 3),
+        "tutorial_mean_final_mae_focus": metrics["mean_final_mae_focus"],
+        "timesteps": result.timesteps,
+        "dummy_timesteps": args.dummy_timesteps,
+        "load_average_1min_before_after": [round(load_before, 2), round(load_after, 2)],
+        "cpu_count": os.cpu_count(),
+    }
+    rows = [
+        ("tutorial config, 200k steps, batched env", f"{figures['tutorial_200k_wall_s']:.1f} s"),
+        ("batched env (AresEAVecEnv), training", f"{batched:,.0f} steps/s"),
+        ("DummyVecEnv of 40 AresEAEnv, training", f"{dummy:,.0f} steps/s"),
+        ("speedup", f"{figures['speedup']:.1f} x"),
+        ("evaluate 5 agents x 50 seeds", f"{evaluate_s:.2f} s"),
+        ("agent after training: mean final mae_focus", f"{metrics['mean_final_mae_focus']:.2e} m (50 seeds)"),
+        ("1-min load average before / after", f"{load_before:.2f} / {load_after:.2f} on {os.cpu_count()} CPUs"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
