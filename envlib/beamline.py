@@ -140,7 +140,9 @@ class BeamlineSimulator:
         return self
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(array), dtype=self.dtype)
+        # Always a copy: the segment keeps these tensors between calls (and Cheetah caches
+        # maps by tensor identity), so they must not share memory with a caller's array.
+        return torch.tensor(np.asarray(array, dtype=np.float64), dtype=self.dtype)
 
     def _incoming_beam(self, incoming: np.ndarray) -> cheetah.ParameterBeam:
         # Incoming beams change only at resets: rebuilding the beam every step costs ~0.3 ms.

@@ -158,3 +158,16 @@ def test_new_incoming_beams_and_misalignments_are_not_served_from_the_cache(simu
 def test_track_refuses_arrays_of_the_wrong_shape(simulator):
     with pytest.raises(ValueError, match=r"magnets \(N, 5\)"):
         simulator.track(np.zeros((2, 5)), np.tile(INCOMING, (3, 1)), np.zeros((2, 8)))
+
+
+def test_the_simulator_keeps_no_reference_to_the_callers_arrays(simulator):
+    """Changing an array after track() must not change what a later call computes."""
+    magnets = np.array([[10.0, -10.0, 0.0, 5.0, 0.0]])
+    incoming = INCOMING[None].copy()
+    misalignments = np.zeros((1, 8))
+    expected = simulator.track(magnets * 2, incoming.copy(), misalignments.copy())
+    simulator.track(magnets, INCOMING[None] * 1.1, np.full((1, 8), 1e-4))  # something else
+    simulator.track(magnets, incoming, misalignments)
+    misalignments[0, :6] = 1e-3  # the caller reuses its arrays, e.g. another env's state
+    incoming[0, 0] = 160e6
+    np.testing.assert_array_equal(simulator.track(magnets * 2, INCOMING[None], np.zeros((1, 8))), expected)
