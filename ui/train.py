@@ -32,7 +32,7 @@ import streamlit as st
 import yaml
 
 from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSchedule, RewardMode, RunConfig, TrainConfig
-from envlib.jobs import REPO_ROOT, Job, JobError, JobManager, list_finished_runs
+from envlib.jobs import REPO_ROOT, FinishedRun, Job, JobError, JobManager, list_finished_runs
 from envlib.names import sanitize_run_id
 from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
 
@@ -484,35 +484,57 @@ def history_figures(
     :param window: episodes in the trailing mean of the smoothed curves.
     :return: three figures; evaluations are always against timesteps.
     """
+    # Traces as plain dicts, each figure built in one call: Plotly validates once, not per update.
     x_title = "timesteps" if x == "timesteps" else "wall time (s)"
     figures = []
     for column, title in (("return", "Episode return"), ("length", "Episode length (steps)")):
-        fig = go.Figure()
+        data = []
         for i, (name, episodes, _) in enumerate(runs):
             color = COLORS[i % len(COLORS)]
             xs, ys = episodes[x].to_numpy(), episodes[column].to_numpy()
             keep = thinned(len(xs))
-            fig.add_scatter(x=xs[keep], y=ys[keep], mode="markers", marker={"size": 3, "color": color, "opacity": 0.25},
-                            name=f"{name} (raw)", legendgroup=name, showlegend=False, hoverinfo="skip")  # fmt: skip
-            fig.add_scatter(x=xs[keep], y=smoothed(ys, window)[keep], mode="lines", line={"color": color, "width": 2},
-                            name=name, legendgroup=name)  # fmt: skip
-        fig.update_layout(title=title, xaxis_title=x_title, **_LAYOUT)
-        figures.append(fig)
-    fig = go.Figure()
+            data.append({"type": "scatter", "x": xs[keep], "y": ys[keep], "mode": "markers", "name": f"{name} (raw)",
+                         "marker": {"size": 3, "color": color, "opacity": 0.25}, "legendgroup": name,
+                         "showlegend": False, "hoverinfo": "skip"})  # fmt: skip
+            data.append({"type": "scatter", "x": xs[keep], "y": smoothed(ys, window)[keep], "mode": "lines",
+                         "line": {"color": color, "width": 2}, "name": name, "legendgroup": name})  # fmt: skip
+        figures.append(go.Figure(data=data, layout={"title": title, "xaxis_title": x_title, **_LAYOUT}))
+    data = []
     for i, (name, _, evaluations) in enumerate(runs):
         color = COLORS[i % len(COLORS)]
         steps = evaluations["timesteps"].to_numpy()
-        fig.add_scatter(x=steps, y=evaluations["mean_final_mae_focus"].to_numpy() * 1e6, mode="lines+markers",
-                        line={"color": color}, name=f"{name}: focus", legendgroup=name)  # fmt: skip
-        fig.add_scatter(x=steps, y=evaluations["mean_final_mae_all"].to_numpy() * 1e6, mode="lines",
-                        line={"color": color, "dash": "dot"}, name=f"{name}: all four", legendgroup=name)  # fmt: skip
-    fig.update_layout(title="Evaluation on fixed seeds: mean final MAE (µm)", xaxis_title="timesteps", **_LAYOUT)
-    fig.update_yaxes(type="log")
-    figures.append(fig)
+        data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_focus"].to_numpy() * 1e6,
+                     "mode": "lines+markers", "line": {"color": color}, "name": f"{name}: focus", "legendgroup": name})  # fmt: skip
+        data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
+                     "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{name}: all four",
+                     "legendgroup": name})  # fmt: skip
+    layout = {"title": "Evaluation on fixed seeds: mean final MAE (µm)", "xaxis_title": "timesteps", "yaxis_type": "log"}
+    figures.append(go.Figure(data=data, layout={**layout, **_LAYOUT}))
     return tuple(figures)
 
 
 _LAYOUT = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25}}
+
+
+@lru_cache(maxsize=64)
+def _cached_figures(
+    runs: tuple[tuple[str, str, tuple[int, int], tuple[int, int]], ...], x: str, window: int
+) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """:func:`history_figures` of runs given as ``(name, run_dir, episodes stamp, evaluations stamp)``.
+
+    The stamps (mtime, size) are part of the key, so a finished run's figures are built once
+    and shared by every session; st.plotly_chart only reads them.
+    """
+    return history_figures([(name, *read_history(Path(run_dir))) for name, run_dir, _, _ in runs], x, window)
+
+
+def run_figures(sources: list[RunSource], x: str, window: int) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """The history figures of ``sources``, rebuilt only when one of their CSV files changed."""
+    key = tuple(
+        (s.name, str(s.run_dir), _stamp(s.run_dir / "episodes.csv"), _stamp(s.run_dir / "evaluations.csv"))
+        for s in sources
+    )
+    return _cached_figures(key, x, window)
 
 
 # --- the live section -----------------------------------------------------------------------
@@ -556,15 +578,21 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def finished_on_disk(runs_dir: str) -> list[FinishedRun]:
+    """:func:`~envlib.jobs.list_finished_runs`, scanned at most every 10 s (not on every tick)."""
+    return list_finished_runs(runs_dir)
+
+
 def _sources(manager: JobManager, jobs: list[Job]) -> dict[str, RunSource]:
     sources = {
         job.job_id: RunSource(job.job_id, job.display_name, manager.run_dir(job.job_id), job)
         for job in reversed(jobs)
         if job.status != "queued" and job.status != "cancelled"
     }
-    for run in list_finished_runs(manager.runs_dir):  # runs trained from the command line
+    for run in finished_on_disk(str(manager.runs_dir)):  # runs trained from the command line
         sources.setdefault(run.run_id, RunSource(run.run_id, run.display_name, run.run_dir))
-    for run in list_finished_runs(PRETRAINED_DIR):  # shipped agents, if they kept their history
+    for run in finished_on_disk(str(PRETRAINED_DIR)):  # shipped agents, if they kept their history
         sources.setdefault(f"pretrained/{run.run_id}", RunSource(run.run_id, f"{run.display_name} (pre-trained)", run.run_dir))
     return sources
 
@@ -597,6 +625,7 @@ def _act(action: Any, message: str) -> None:
     except JobError as exc:
         st.error(str(exc))
         return
+    finished_on_disk.clear()  # a deleted run must not linger in the plots
     st.toast(message)
     st.rerun(scope="app")
 
@@ -657,19 +686,19 @@ def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
     x = c1.radio("x axis", ("timesteps", "time_s"), format_func={"timesteps": "timesteps", "time_s": "wall time"}.get,
                  horizontal=True, key=P + "x", persist_state="session")  # fmt: skip
     window = c2.slider("Smoothing (episodes)", 1, 500, 50, key=P + "window", persist_state="session")
-    runs = []
+    readable = []
     for run_id in chosen:
         source = sources[run_id]
         _progress_line(source)
         try:
-            episodes, evaluations = read_history(source.run_dir)
+            read_history(source.run_dir)
         except RunError as exc:
             st.warning(f"{source.name}: {exc.problem}")
             continue
-        runs.append((source.name, episodes, evaluations))
-    if runs:
-        for column, fig in zip(st.columns(3), history_figures(runs, x, window)):
-            column.plotly_chart(fig, key=f"{P}fig.{fig.layout.title.text}")
+        readable.append(source)
+    if readable:
+        for i, (column, fig) in enumerate(zip(st.columns(3), run_figures(readable, x, window))):
+            column.plotly_chart(fig, key=f"{P}fig{i}")
 
 
 def live_section(manager: JobManager, owner: str) -> None:
