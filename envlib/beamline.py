@@ -44,6 +44,9 @@ MISALIGNMENT_NAMES = (
     "Q1_x", "Q1_y", "Q2_x", "Q2_y", "Q3_x", "Q3_y", "screen_x", "screen_y",
 )  # fmt: skip
 
+#: (element name, attribute) that holds each magnet's setting, order ``[Q1, Q2, CV, Q3, CH]``.
+_MAGNET_ATTRIBUTES = tuple(zip(MAGNET_NAMES, ("k1", "k1", "angle", "k1", "angle")))
+
 SCREEN_NAME = "AREABSCR1"
 #: Camera sensor (width, height) in pixels.
 SCREEN_RESOLUTION = (2448, 2040)
@@ -133,6 +136,7 @@ class BeamlineSimulator:
         self._beam: cheetah.ParameterBeam | None = None
         self._beam_key: np.ndarray | None = None
         self._misalignment_key: np.ndarray | None = None
+        self._magnet_key: np.ndarray | None = None
 
     def __deepcopy__(self, memo: dict) -> BeamlineSimulator:
         # A simulator is a shared, thread-safe resource, not a value: gymnasium.make()
@@ -169,6 +173,17 @@ class BeamlineSimulator:
         self.segment.AREAMQZM3.misalignment = mis[:, 4:6]
         self._misalignment_key = misalignments.copy()
 
+    def _set_magnets(self, magnets: np.ndarray) -> None:
+        # Only magnets whose settings changed get a new tensor: Cheetah caches an element's
+        # map while its tensors stay the same, so a fixed corrector (quadrupole-only
+        # agents) costs nothing after the first step.
+        key = self._magnet_key
+        same_rows = key is not None and key.shape == magnets.shape
+        for j, (name, attribute) in enumerate(_MAGNET_ATTRIBUTES):
+            if not (same_rows and np.array_equal(key[:, j], magnets[:, j])):
+                setattr(getattr(self.segment, name), attribute, self._tensor(magnets[:, j]))
+        self._magnet_key = magnets.copy()
+
     def track(
         self, magnets: np.ndarray, incoming: np.ndarray, misalignments: np.ndarray
     ) -> np.ndarray:
@@ -189,17 +204,11 @@ class BeamlineSimulator:
                 "track() wants magnets (N, 5), incoming (N, 11) and misalignments (N, 8); "
                 f"got {magnets.shape}, {incoming.shape}, {misalignments.shape}"
             )
-        m = self._tensor(magnets)
-        seg = self.segment
         with self._lock, torch.no_grad():
             beam = self._incoming_beam(incoming)
             self._set_misalignments(misalignments)
-            seg.AREAMQZM1.k1 = m[:, 0]
-            seg.AREAMQZM2.k1 = m[:, 1]
-            seg.AREAMCVM1.angle = m[:, 2]
-            seg.AREAMQZM3.k1 = m[:, 3]
-            seg.AREAMCHM1.angle = m[:, 4]
-            out_beam = seg.track(beam)
+            self._set_magnets(magnets)
+            out_beam = self.segment.track(beam)
             out = torch.stack(
                 [out_beam.mu_x, out_beam.sigma_x, out_beam.mu_y, out_beam.sigma_y], dim=-1
             )
@@ -250,6 +259,7 @@ class BeamlineSimulator:
             # The batched caches of track() do not describe the segment after this call.
             self._beam_key = None
             self._misalignment_key = None
+            self._magnet_key = None
             seg.AREAMQZM1.misalignment = mis[0:2]
             seg.AREAMQZM2.misalignment = mis[2:4]
             seg.AREAMQZM3.misalignment = mis[4:6]

@@ -155,6 +155,25 @@ def test_new_incoming_beams_and_misalignments_are_not_served_from_the_cache(simu
     np.testing.assert_array_equal(simulator.track(magnets, INCOMING[None], np.zeros((1, 8))), first)
 
 
+def test_changed_magnets_are_not_served_from_the_cache(simulator):
+    """The simulator only re-sets magnets that changed; every change must still count."""
+    fresh = BeamlineSimulator()
+    rng = np.random.default_rng(8)
+    magnets = np.array([[10.0, -10.0, 1e-4, 5.0, -1e-4]] * 3)
+    incoming, misalignments = np.tile(INCOMING, (3, 1)), np.zeros((3, 8))
+    for j in [4, 2, 0, 3, 1, 4]:  # one magnet at a time, in one row
+        magnets = magnets.copy()
+        magnets[1, j] *= -2
+        got = simulator.track(magnets, incoming, misalignments)
+        np.testing.assert_array_equal(got, fresh.track(magnets, incoming, misalignments))
+        assert not np.array_equal(got[1], got[0])
+    # A grid scan re-sets everything; the next batched call must not trust its caches.
+    simulator.track_grid(magnets[0], INCOMING, np.zeros(8), 0, rng.uniform(-5, 5, 3), 4, rng.uniform(-1e-3, 1e-3, 2))
+    np.testing.assert_array_equal(simulator.track(magnets, incoming, misalignments), got)
+    # A smaller batch (the rows an auto-reset tracks) with the same first row.
+    np.testing.assert_array_equal(simulator.track(magnets[:1], incoming[:1], misalignments[:1]), got[:1])
+
+
 def test_track_refuses_arrays_of_the_wrong_shape(simulator):
     with pytest.raises(ValueError, match=r"magnets \(N, 5\)"):
         simulator.track(np.zeros((2, 5)), np.tile(INCOMING, (3, 1)), np.zeros((2, 8)))
