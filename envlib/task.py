@@ -9,6 +9,7 @@ rewards, termination and the ``info`` of every environment. The single environme
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -354,6 +355,9 @@ class AresEATask:
 
     def reset_infos(self, state: TaskState, rows: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """``info`` for rows right after reset (no reward yet)."""
+        if rows is not None:
+            # Only the reset rows: an auto-reset of one env in 1024 should not build 1024 dicts.
+            rows = np.asarray(rows, dtype=np.int64)
+            state = TaskState(**{f.name: getattr(state, f.name)[rows] for f in dataclasses.fields(TaskState)})
         errors = rewards.beam_errors(state.beam, state.target)
-        infos = self.infos(state, errors=errors, pixels=pixel_sum(state.beam), on_screen=is_on_screen(state.beam))
-        return infos if rows is None else [infos[i] for i in rows]
+        return self.infos(state, errors=errors, pixels=pixel_sum(state.beam), on_screen=is_on_screen(state.beam))
