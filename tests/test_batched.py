@@ -67,6 +67,7 @@ def test_batched_env_equals_dummy_vec_env_of_single_envs(config):
         for i in range(N_ENVS):
             assert_same_info(infos_b[i], infos_d[i], f"step {step} env {i}")
             if done_d[i]:
+                assert_same_info(batched.reset_infos[i], dummy.reset_infos[i], f"reset info {i} at step {step}")
                 truncations += infos_d[i]["TimeLimit.truncated"]
                 successes += infos_d[i]["success"]
                 aborts += infos_d[i]["aborted"]
