@@ -94,6 +94,17 @@ def test_form_has_every_training_key_and_the_reward_keys_with_help_starting_from
     assert red_messages(at) == []
 
 
+def test_a_preset_fills_the_form_with_a_shipped_agents_config(manager):
+    at = page()
+    gary = next(name for name in presets() if "objimp-delta-abort-time" in name)
+    at.selectbox(key="train.preset").set_value(gary).run()
+    values = {k: field(at, k).value for k in ("env.reward_mode", "env.abort_if_off_screen", "env.time_reward", "display_name")}
+    assert values == {"env.reward_mode": "objective_improvement", "env.abort_if_off_screen": True,
+                      "env.time_reward": -1.0, "display_name": "Gary Buchwald"}  # fmt: skip
+    assert any("time penalty" in i.value for i in at.info), "the preset's lesson is shown"
+    assert red_messages(at) == []
+
+
 def test_an_invalid_value_is_shown_next_to_its_field_and_nothing_is_launched(manager):
     at = page()
     field(at, "train.batch_size").set_value(5000)
@@ -150,7 +161,14 @@ def test_every_preset_survives_the_form_unchanged(name):
         values[f.key] = to_widget(f, (base.get(section) or {}).get(key) if section else base.get(key))
     data, errors = config_data(base, values)
     assert errors == {}
-    assert RunConfig.from_dict(data) == RunConfig.from_dict(base)
+    assert RunConfig.from_dict(data) == RunConfig.from_dict(base)  # description included
+
+
+def test_an_edited_preset_loses_the_presets_description():
+    base = next(config for name, config in presets().items() if "pixels-delta" in name)
+    assert base["description"]
+    data, _ = config_data(base, {"env.reward_mode": "negative_objective"})
+    assert "description" not in data
 
 
 def test_switching_reward_mode_away_from_custom_drops_the_spec():

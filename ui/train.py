@@ -32,8 +32,9 @@ import streamlit as st
 import yaml
 
 from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSchedule, RewardMode, RunConfig, TrainConfig
-from envlib.jobs import REPO_ROOT, FinishedRun, Job, JobError, JobManager, list_finished_runs
+from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_runs
 from envlib.names import sanitize_run_id
+from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
 
 P = "train."
@@ -43,7 +44,6 @@ LIVE_REFRESH_S = 2.0
 MAX_UPLOAD_BYTES = 64 * 1024
 #: Raw episode points drawn per run; longer histories are thinned (the smoothed curve uses all).
 MAX_PLOT_POINTS = 1500
-PRETRAINED_DIR = REPO_ROOT / "pretrained"
 TUTORIAL_PRESET = "Tutorial, Part IV"
 
 FieldKind = Literal["select", "bool", "int", "float", "optional_int", "optional_float", "int_list", "range", "text"]
@@ -173,9 +173,6 @@ def config_data(base: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[dic
     :return: ``(data, errors)``: the merged data and messages of fields that could not be read.
     """
     data = {"env": dict(base.get("env") or {}), "train": dict(base.get("train") or {})}
-    for key in ("description",):
-        if base.get(key) is not None:
-            data[key] = base[key]
     errors: dict[str, str] = {}
     for field in FIELDS:
         if field.key not in values:
@@ -191,6 +188,12 @@ def config_data(base: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[dic
         data["env"].pop("reward", None)  # a spec belongs to 'custom' only; switching away drops it
     if data.get("display_name") is None:
         data.pop("display_name", None)
+    def plain(section: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (section or {}).items() if not (k == "reward" and v is None)}
+
+    unchanged = plain(data["env"]) == plain(base.get("env")) and plain(data["train"]) == plain(base.get("train"))
+    if unchanged and base.get("description"):
+        data["description"] = base["description"]  # it describes the preset; an edited config is another one
     return data, errors
 
 
@@ -231,16 +234,15 @@ def validate(data: Mapping[str, Any], manager: JobManager) -> tuple[RunConfig | 
 
 # --- presets and uploads --------------------------------------------------------------------
 @st.cache_data(ttl=300, show_spinner=False)
-def presets(pretrained_dir: str = str(PRETRAINED_DIR)) -> dict[str, dict[str, Any]]:
+def presets() -> dict[str, dict[str, Any]]:
     """Config presets by name: the tutorial's training config and each shipped agent's config."""
     found = {TUTORIAL_PRESET: RunConfig().to_dict()}
-    for path in sorted(Path(pretrained_dir).glob("*/config.yaml")):
+    for agent in AGENTS:
         try:
-            config = RunConfig.load(path)
-        except ConfigError:
-            continue  # a broken shipped config must not take the page down
-        name = config.display_name or path.parent.name
-        found[f"{name} ({path.parent.name})"] = config.to_dict()
+            config = agent.config
+        except RunError:
+            continue  # a missing or broken shipped config must not take the page down
+        found[f"{agent.display_name} ({agent.id})"] = config.to_dict()
     return found
 
 
@@ -372,6 +374,9 @@ def config_form(manager: JobManager, owner: str) -> None:
     )  # fmt: skip
     if st.session_state.get(P + "upload_error"):
         st.error(st.session_state[P + "upload_error"])
+    description = st.session_state[P + "base"].get("description")
+    if description:
+        st.info(description)
 
     values = {f.key: st.session_state.get(f.widget_key) for f in FIELDS}
     data, errors = config_data(st.session_state[P + "base"], values)
