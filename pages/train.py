@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from ui.common import job_manager
+from ui.common import job_manager, route_through_app
 from ui.train import config_form, instructor_box, live_section, session_owner
 
+route_through_app()
 st.title("Train an agent")
 st.markdown(
     "Tutorial Part IV in the browser: choose the reward and the PPO settings, launch, and watch the "

@@ -105,6 +105,21 @@ def test_a_preset_fills_the_form_with_a_shipped_agents_config(manager):
     assert red_messages(at) == []
 
 
+def test_a_config_handed_over_by_the_reward_designer_fills_the_form(manager):
+    from ui.rewards import TRAIN_PREFILL_KEY, training_config_for
+
+    spec = preset("objective_improvement", terms=("mu_x", "sigma_x"), time_reward=-0.5)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[TRAIN_PREFILL_KEY] = training_config_for(spec).to_dict()
+    at.run()
+    assert field(at, "env.reward_mode").value == "custom" and red_messages(at) == []
+    kept = [c.value for c in at.code]
+    assert any("kind: objective_improvement" in text and "mu_x: 1.0" in text for text in kept), kept
+    field(at, "train.total_timesteps").set_value(1000)
+    at.run()
+    assert red_messages(at) == [] and TRAIN_PREFILL_KEY not in at.session_state
+
+
 def test_an_invalid_value_is_shown_next_to_its_field_and_nothing_is_launched(manager):
     at = page()
     field(at, "train.batch_size").set_value(5000)

@@ -338,7 +338,19 @@ def _render_field(field: Field, error: str | None) -> None:
         st.markdown(f":red[**{field.key.rpartition('.')[2]}**: {error}]")
 
 
+#: Session-state key where another page (the Reward designer) leaves a config to train.
+PREFILL_KEY = P + "prefill"
+
+
 def _ensure_form() -> None:
+    prefill = st.session_state.pop(PREFILL_KEY, None)
+    if prefill is not None:
+        try:
+            load_into_form(prefill)
+            st.session_state[P + "upload_error"] = None
+            return
+        except ConfigError as exc:
+            st.session_state[P + "upload_error"] = f"The config handed over was not loaded — {exc}"
     if P + "base" not in st.session_state or any(f.widget_key not in st.session_state for f in FIELDS):
         load_into_form(st.session_state.get(P + "base") or presets()[TUTORIAL_PRESET])
 
@@ -574,7 +586,7 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
                 "status": status_label(job),
                 "progress": min(done, 1.0),
                 "timesteps": f"{progress.timesteps:,} / {progress.total_timesteps:,}" if progress else f"0 / {job.total_timesteps:,}",
-                "steps/s": round(progress.fps) if progress and job.status == "running" else None,
+                "steps/s": f"{progress.fps:,.0f}" if progress and job.status == "running" else "",
                 "ETA": _duration(progress.eta_s) if progress and job.status == "running" else "",
                 "elapsed": _duration(progress.elapsed_s) if progress else "",
                 "by": "you" if manager.owns(job, owner) else "",
@@ -608,7 +620,8 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
     if not mine:
         st.caption("You can stop or delete the jobs you launched (instructors: all jobs).")
         return
-    names = {j.job_id: f"{j.display_name} — {status_label(j)}" for j in mine}
+    # No status in the label: a selectbox keeps showing the label an option had when chosen.
+    names = {j.job_id: f"{j.display_name} · {j.job_id}" for j in mine}
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     job_id = c1.selectbox("Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control")
     job = next(j for j in mine if j.job_id == job_id)
