@@ -170,6 +170,7 @@ class BrowserSession:
     server: StreamlitServer
     context: object
     guard: RequestGuard
+    _reported: int = 0
 
     def open(self, url_path: str = "", *, timeout_ms: float = 60_000):
         """Open a page of the app (``url_path`` as in ``st.Page(url_path=...)``) and wait
@@ -181,11 +182,14 @@ class BrowserSession:
         return page
 
     def assert_offline(self) -> None:
-        """Fail the test if the browser tried to reach any host but the app's server."""
-        if self.guard.foreign:
+        """Fail the test if the browser tried to reach any host but the app's server
+        (each foreign request is reported once, here or at the fixture's teardown)."""
+        new = self.guard.foreign[self._reported :]
+        self._reported = len(self.guard.foreign)
+        if new:
             pytest.fail(
                 "the browser tried to reach hosts other than the app's server "
-                f"({self.guard.allowed_netloc}):\n" + "\n".join(sorted(set(self.guard.foreign)))
+                f"({self.guard.allowed_netloc}):\n" + "\n".join(sorted(set(new)))
             )
 
 
