@@ -246,3 +246,50 @@ def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_
     owner.selectbox(key="train.control").set_value(job.job_id).run()
     owner.button(key="train.delete").click().run()
     assert not run_dir.exists() and [j.job_id for j in manager.list()] == [queued.job_id]
+
+
+@pytest.mark.browser
+def test_in_a_real_browser_the_page_follows_a_launched_job_by_itself_and_stops_it(tmp_path, monkeypatch):
+    from browser_support import chromium, streamlit_server, wait_until_idle
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))  # the server inherits it
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"display_name": "Browser Run", "train": {**TINY, "total_timesteps": 400_000, "net_arch": [8]}}))
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with streamlit_server(tmp_path) as server, chromium(server, profile) as browser:
+        page = browser.open("train")
+        page.get_by_role("heading", name="Train an agent").wait_for()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(config))
+        page.get_by_text("One rollout = n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Launch training").click()
+
+        bar = page.locator('[data-testid="stProgress"]').first
+
+        def steps_shown() -> int:
+            text = bar.inner_text(timeout=60_000)
+            return int(text.split("running: ")[1].split(" /")[0].replace(",", "")) if "running: " in text else 0
+
+        # No clicks from here on: the live section refreshes itself while the job runs.
+        deadline = time.monotonic() + 90
+        first = 0
+        while first == 0 and time.monotonic() < deadline:
+            first = steps_shown()
+            time.sleep(0.5)
+        later = first
+        while later == first and time.monotonic() < deadline:
+            later = steps_shown()
+            time.sleep(0.5)
+        assert 0 < first < later, (first, later)
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text("stopped by its owner").wait_for(timeout=60_000)
+        wait_until_idle(page)
+        assert "stopped" in bar.inner_text()
+        page.screenshot(path=str(tmp_path / "train.png"), full_page=True)
+        browser.assert_offline()
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert (run_dir / MODEL_FILE).is_file()
+    assert "Browser Run" in (run_dir / "job.json").read_text()
