@@ -64,6 +64,7 @@ from envlib.runs import (
     RunError,
     is_valid_run_id,
     read_progress,
+    request_stop,
     run_path,
     write_atomic,
 )
@@ -272,7 +273,11 @@ class TrainingBackend(ABC):
 
     @abstractmethod
     def stop(self, handle: str, force: bool = False) -> None:
-        """Ask it to stop (it saves the model reached so far); ``force`` kills it at once."""
+        """Ask it to stop (it saves the model reached so far); ``force`` kills it at once.
+
+        The manager asks a job to stop through its run folder's ``STOP`` file and calls
+        this with ``force=True`` only for a job that did not stop in time.
+        """
 
     @abstractmethod
     def list(self) -> list[str]:
@@ -674,12 +679,20 @@ class JobManager:
         self._save(job)
 
     def _request_stop(self, job: Job, reason: str) -> None:
+        """Ask a running job to stop through its run folder's ``STOP`` file.
+
+        The training checks the file at every step, also when the request comes while the
+        process is still importing (a SIGTERM then would end it before it can save).
+        :meth:`_enforce_time` kills it if it has not ended ``stop_timeout_s`` later.
+        """
         if job.stop_requested is None:
             job.stop_requested = time.time()
             job.stop_reason = reason
             self._save(job)
-        if job.handle is not None:
-            self.backend.stop(job.handle)
+        try:
+            request_stop(run_path(self.runs_dir, job.job_id))
+        except OSError as exc:  # e.g. the folder was removed by hand: the timeout kills it
+            log.warning("cannot ask job %s to stop: %s", job.job_id, exc)
 
     def _enforce_time(self, job: Job, now: float) -> None:
         if job.stop_requested is None and job.started is not None and now - job.started > self.limits.max_runtime_s:
@@ -737,7 +750,7 @@ def job_outcome(
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
         if job.stop_requested is not None and -code in (signal.SIGTERM, signal.SIGKILL):
-            return "stopped", f"{job.stop_reason}; it ended before it could save a model ({name})"
+            return "stopped", f"{job.stop_reason}; it was ended by {name} before it could save a model"
         reason = f"the training process was killed by {name}"
         if -code == signal.SIGKILL:
             reason += " (out of memory, or killed by an administrator)"

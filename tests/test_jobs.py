@@ -126,6 +126,17 @@ def test_second_job_waits_for_the_free_slot_and_starts_when_the_first_ends(make_
 
 
 @pytest.mark.slow
+def test_a_job_over_its_time_limit_is_stopped_by_the_server_and_keeps_its_model(make_manager):
+    manager = make_manager(max_runtime_s=2)  # runs out while the process is still starting up
+    job = manager.submit(tiny(**LONG), owner="alice")
+    stopped = wait_for(lambda: (j := manager.status(job.job_id)).status != "running" and j)
+    assert stopped.status == "stopped", stopped.error
+    assert "time limit of 2 s" in stopped.stop_reason and stopped.exit_code == 0
+    assert (manager.run_dir(job.job_id) / MODEL_FILE).is_file()
+    assert read_progress(manager.run_dir(job.job_id)).timesteps < LONG["total_timesteps"]
+
+
+@pytest.mark.slow
 def test_sigkill_of_the_training_process_marks_the_job_failed_with_the_reason_and_log(make_manager):
     manager = make_manager()
     job = manager.submit(tiny(**LONG), owner="alice")

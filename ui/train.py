@@ -677,6 +677,8 @@ def _progress_line(source: RunSource) -> None:
     if status == "running":
         text += f", ETA {_duration(progress.eta_s) or '?'}"
     st.progress(min(progress.timesteps / max(progress.total_timesteps, 1), 1.0), text=text)
+    if job and job.status in ("failed", "interrupted"):
+        st.error(f"{source.name} {job.status}: {job.error}")
 
 
 def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
