@@ -21,6 +21,7 @@ from envlib import rewards
 from envlib.beamline import (
     BEAM_PARAMETER_NAMES,
     DELTA_LIMITS,
+    MAGNET_LABELS,
     MAGNET_LIMITS,
     QUADRUPOLE_INDICES,
     BeamlineSimulator,
@@ -195,6 +196,21 @@ class AresEATask:
         high = self.action_space.high.astype(np.float64)
         return low + (physical + self.physical_action_high) / (2 * self.physical_action_high) * (high - low)
 
+    def _checked_action(self, action: np.ndarray, n: int) -> np.ndarray:
+        """``action`` as shape (n, A), or a ValueError before anything changes."""
+        action = np.asarray(action, dtype=np.float64)
+        n_actuators = len(self.actuator_indices)
+        if action.size != n * n_actuators:
+            names = ", ".join(MAGNET_LABELS[i] for i in self.actuator_indices)
+            raise ValueError(
+                f"an action holds {n_actuators} values per environment ({names}, actuators="
+                f"{self.config.actuators!r}) for {n} environment(s); got shape {action.shape}"
+            )
+        if not np.all(np.isfinite(action)):
+            # A NaN would pass np.clip and poison the magnets, the beam and every reward.
+            raise ValueError(f"actions must be finite numbers, got {action.reshape(n, n_actuators).tolist()}")
+        return action.reshape(n, n_actuators)
+
     def next_magnets(self, magnets: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Magnet settings after ``action``, clipped to the magnets' physical limits.
 
@@ -258,6 +274,7 @@ class AresEATask:
         :return: ``(obs (N, d), reward (N,), terminated (N,), truncated (N,), infos)``.
         """
         cfg = self.config
+        action = self._checked_action(action, len(state.beam))
         state.magnets = self.next_magnets(state.magnets, action)
         beam = self.simulator.track(state.magnets, state.incoming, state.misalignments)
         previous = state.objective
