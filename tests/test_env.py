@@ -304,3 +304,19 @@ def test_misuse_gets_a_clear_error(simulator):
         AresEAEnv(render_mode="human", simulator=simulator)
     with pytest.raises(ConfigError, match="actuators"):
         AresEAEnv({"actuators": "five"}, simulator=simulator)
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [(np.zeros(5), r"3 values per environment \(Q1, Q2, Q3"), (np.zeros(6), "got shape"), ([np.nan, 0, 0], "finite")],
+    ids=["five-values", "six-values", "nan"],
+)
+def test_a_bad_action_is_refused_and_changes_nothing(simulator, action, message):
+    env = AresEAEnv(dict(incoming_mode="constant", magnet_init_values=(1.0, 2.0, 0.0, 3.0, 0.0)), simulator=simulator)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(np.asarray(action, dtype=np.float32))
+    np.testing.assert_array_equal(env.state.magnets, [[1.0, 2.0, 0.0, 3.0, 0.0]])
+    assert env.state.steps[0] == 0
+    *_, info = env.step(np.zeros(3, dtype=np.float32))
+    assert np.isfinite(info["beam"]).all() and info["step"] == 1
