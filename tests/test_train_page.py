@@ -104,6 +104,12 @@ def test_a_preset_fills_the_form_with_a_shipped_agents_config(manager):
     assert any("time penalty" in i.value for i in at.info), "the preset's lesson is shown"
     assert red_messages(at) == []
 
+    sean = next(name for name in presets() if "negobj-delta" in name)  # trained for 2M steps
+    assert presets()[sean]["train"]["total_timesteps"] > manager.limits.max_total_timesteps
+    at.selectbox(key="train.preset").set_value(sean).run()
+    assert field(at, "train.total_timesteps").value == manager.limits.max_total_timesteps
+    assert any("lowered from 2,000,000" in i.value for i in at.info) and red_messages(at) == []
+
 
 def test_a_config_handed_over_by_the_reward_designer_fills_the_form(manager):
     from ui.rewards import TRAIN_PREFILL_KEY, training_config_for

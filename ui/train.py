@@ -7,8 +7,8 @@ base (actuators, observation, target, ...) is kept as it is. Values are validate
 change, and each error is shown under its field.
 
 Live parts only read: the job list comes from the :class:`~envlib.jobs.JobManager` in memory,
-the history from the run's CSV files (cached by modification time), so one refresh tick
-costs a few milliseconds of server time. The page refreshes itself only while a job is
+the history from the run's CSV files (cached by modification time) and figures are rebuilt
+only when a file changed, so one refresh tick costs some 10-25 ms of server CPU time. The page refreshes itself only while a job is
 queued or running.
 
 Session state keys start with ``train.``.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -246,9 +247,20 @@ def presets() -> dict[str, dict[str, Any]]:
     return found
 
 
-def load_into_form(data: Mapping[str, Any]) -> None:
-    """Make ``data`` (valid plain config data) the form's base and fill every field from it."""
+def load_into_form(data: Mapping[str, Any], max_timesteps: int | None = None) -> None:
+    """Make ``data`` (valid plain config data) the form's base and fill every field from it.
+
+    :param max_timesteps: the server's cap; a longer ``total_timesteps`` (e.g. a shipped
+        agent trained for millions of steps) is lowered to it, with a note above the form.
+    """
     full = RunConfig.from_dict(dict(data)).to_dict()
+    st.session_state[P + "note"] = None
+    asked = full["train"]["total_timesteps"]
+    if max_timesteps is not None and asked > max_timesteps:
+        full["train"]["total_timesteps"] = max_timesteps
+        st.session_state[P + "note"] = (
+            f"total_timesteps lowered from {asked:,} to {max_timesteps:,}, the most one job may train on this server."
+        )
     st.session_state[P + "base"] = full
     for field in FIELDS:
         st.session_state[field.widget_key] = to_widget(field, _get(full, field.key))
@@ -265,13 +277,13 @@ def parse_upload(name: str, payload: bytes) -> RunConfig:
     return RunConfig.from_yaml(text)
 
 
-def _on_preset() -> None:
+def _on_preset(max_timesteps: int) -> None:
     name = st.session_state[P + "preset"]
     st.session_state[P + "upload_error"] = None
-    load_into_form(presets()[name])
+    load_into_form(presets()[name], max_timesteps)
 
 
-def _on_upload() -> None:
+def _on_upload(max_timesteps: int) -> None:
     uploaded = st.session_state.get(P + "upload")
     st.session_state[P + "upload_error"] = None
     if uploaded is None:
@@ -281,7 +293,7 @@ def _on_upload() -> None:
     except ConfigError as exc:
         st.session_state[P + "upload_error"] = f"{uploaded.name} was not loaded — {exc}"
         return
-    load_into_form(config.to_dict())
+    load_into_form(config.to_dict(), max_timesteps)
 
 
 # --- session --------------------------------------------------------------------------------
@@ -318,6 +330,7 @@ def instructor_box() -> None:
             if hmac.compare_digest(entered.encode(), password.encode()):
                 st.session_state[P + "instructor"] = True
                 st.rerun()
+            time.sleep(1.0)  # makes guessing slow; blocks only this session's script run
             st.error("Wrong password.")
 
 
@@ -342,17 +355,17 @@ def _render_field(field: Field, error: str | None) -> None:
 PREFILL_KEY = P + "prefill"
 
 
-def _ensure_form() -> None:
+def _ensure_form(max_timesteps: int) -> None:
     prefill = st.session_state.pop(PREFILL_KEY, None)
     if prefill is not None:
         try:
-            load_into_form(prefill)
+            load_into_form(prefill, max_timesteps)
             st.session_state[P + "upload_error"] = None
             return
         except ConfigError as exc:
             st.session_state[P + "upload_error"] = f"The config handed over was not loaded — {exc}"
     if P + "base" not in st.session_state or any(f.widget_key not in st.session_state for f in FIELDS):
-        load_into_form(st.session_state.get(P + "base") or presets()[TUTORIAL_PRESET])
+        load_into_form(st.session_state.get(P + "base") or presets()[TUTORIAL_PRESET], max_timesteps)
 
 
 def rollout_summary(config: RunConfig) -> str:
@@ -373,19 +386,22 @@ def rollout_summary(config: RunConfig) -> str:
 @st.fragment
 def config_form(manager: JobManager, owner: str) -> None:
     """The config form with presets, upload/download and Launch (reruns only itself on edits)."""
-    _ensure_form()
+    cap = manager.limits.max_total_timesteps
+    _ensure_form(cap)
     names = list(presets())
     c1, c2 = st.columns([2, 3])
     c1.selectbox(
-        "Start from a preset", names, key=P + "preset", on_change=_on_preset,
+        "Start from a preset", names, key=P + "preset", on_change=_on_preset, args=(cap,),
         help="The tutorial's training config, or the config of a shipped agent.",
     )  # fmt: skip
     c2.file_uploader(
-        "…or upload a config (YAML)", type=["yaml", "yml"], key=P + "upload", on_change=_on_upload,
+        "…or upload a config (YAML)", type=["yaml", "yml"], key=P + "upload", on_change=_on_upload, args=(cap,),
         max_upload_size=1, help="A file downloaded here, or the tutorial's flat config dict as YAML.",
     )  # fmt: skip
     if st.session_state.get(P + "upload_error"):
         st.error(st.session_state[P + "upload_error"])
+    if st.session_state.get(P + "note"):
+        st.info(st.session_state[P + "note"])
     description = st.session_state[P + "base"].get("description")
     if description:
         st.info(description)
