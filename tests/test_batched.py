@@ -57,8 +57,8 @@ def test_batched_env_equals_dummy_vec_env_of_single_envs(config):
     episode_ends = np.zeros(N_ENVS, dtype=int)
     truncations = successes = aborts = 0
     for step in range(20):
-        actions = rng.uniform(batched.action_space.low, batched.action_space.high, size=(N_ENVS, batched.action_space.shape[0]))
-        actions = actions.astype(np.float32)
+        space = batched.action_space
+        actions = rng.uniform(space.low, space.high, size=(N_ENVS,) + space.shape).astype(np.float32)
         obs_b, rew_b, done_b, infos_b = batched.step(actions)
         obs_d, rew_d, done_d, infos_d = dummy.step(actions)
         np.testing.assert_array_equal(done_b, done_d, err_msg=f"dones at step {step}")
@@ -113,7 +113,8 @@ def test_terminal_observation_is_the_last_observation_of_the_episode():
     assert dones.all() and all(info["TimeLimit.truncated"] for info in infos)
     for i in range(2):
         terminal = infos[i]["terminal_observation"]
-        np.testing.assert_allclose(terminal[8:13], [-24.0, -24.0, 0.0, -24.0, 0.0], rtol=1e-6)  # magnets set by the action
+        # full observation: target (4), beam (4), magnets (5), ...; direct -1 of (-3, 3) is -24 1/m^2
+        np.testing.assert_allclose(terminal[8:13], [-24.0, -24.0, 0.0, -24.0, 0.0], rtol=1e-6)
         assert not np.array_equal(terminal, obs[i])  # obs is the new episode's first one
         np.testing.assert_array_equal(obs[i][8:13], 0.0)  # magnets start at zero again
 
@@ -123,7 +124,8 @@ def test_each_env_has_its_own_seed():
     env.seed(100)
     env.reset()
     for i, start in enumerate(env.starts):
-        expected = sample_episode_start(env.config, np.random.Generator(np.random.PCG64(np.random.SeedSequence(100 + i))))
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(100 + i)))  # what reset(seed=100 + i) uses
+        expected = sample_episode_start(env.config, rng)
         np.testing.assert_array_equal(start.incoming, expected.incoming)
     assert len({tuple(s.incoming) for s in env.starts}) == 4
 

@@ -33,10 +33,12 @@ def quadrupole_plane(k, length):
     """2x2 map of one plane through a thick quadrupole of strength k (1/m^2, > 0 focuses)."""
     if k > 0:
         w = np.sqrt(k)
-        return np.array([[np.cos(w * length), np.sin(w * length) / w], [-w * np.sin(w * length), np.cos(w * length)]])
+        c, s = np.cos(w * length), np.sin(w * length)
+        return np.array([[c, s / w], [-w * s, c]])
     if k < 0:
         w = np.sqrt(-k)
-        return np.array([[np.cosh(w * length), np.sinh(w * length) / w], [w * np.sinh(w * length), np.cosh(w * length)]])
+        c, s = np.cosh(w * length), np.sinh(w * length)
+        return np.array([[c, s / w], [w * s, c]])
     return np.array([[1.0, length], [0.0, 1.0]])
 
 

@@ -17,7 +17,7 @@ BAD_VALUES = [
     ({"env": {"time_reward": float("nan")}}, "env.time_reward", "finite"),
     ({"train": {"net_arch": 64}}, "train.net_arch", "list"),
     ({"env": {"target_beam_values": [0, -1e-4, 0, 1e-4]}}, "env.target_beam_values", ">= 0"),
-    ({"env": {"incoming_values": [80e6, 0, 0, 0, 0, -1e-4, 1e-5, 1e-4, 1e-5, 1e-6, 1e-6]}}, "env.incoming_values", "> 0"),
+    ({"env": {"incoming_values": [80e6, 0, 0, 0, 0, -1e-4, 1e-5, 1e-4, 1e-5, 1e-6, 1e-6]}}, "env.incoming_values", ">"),
     ({"env": {"incoming_values": [80e6, 0, 0]}}, "env.incoming_values", "11 values"),
     ({"env": {"target_sigma_x_threshold": -1e-5}}, "env.target_sigma_x_threshold", "positive"),
     ({"env": {"time_limit": 0}}, "env.time_limit", "at least 1"),

@@ -124,10 +124,11 @@ def test_quadrupole_actuators_leave_the_correctors_untouched(simulator):
     ],
     ids=["delta-extremes", "delta-inside-and-clipped", "delta-0-1", "direct"],
 )
-def test_rescaled_actions_map_linearly_onto_the_physical_range(simulator, mode, rescale, actuators, action, expected_change):
-    env = AresEAEnv(
-        dict(action_mode=mode, rescale_action=rescale, actuators=actuators, incoming_mode="constant"), simulator=simulator
-    )
+def test_rescaled_actions_map_linearly_onto_the_physical_range(
+    simulator, mode, rescale, actuators, action, expected_change
+):
+    config = dict(action_mode=mode, rescale_action=rescale, actuators=actuators, incoming_mode="constant")
+    env = AresEAEnv(config, simulator=simulator)
     env.reset(seed=0)  # magnets start at zero
     *_, info = env.step(np.array(action, dtype=np.float32))
     index = [0, 1, 3] if actuators == "quadrupoles" else [0, 1, 2, 3, 4]
@@ -175,7 +176,8 @@ def run(env, actions):
 
 
 def test_success_after_threshold_hold_consecutive_steps_and_the_hold_resets(simulator, sigma_x_between):
-    env = AresEAEnv({**DIRECT_ALL, "target_sigma_x_threshold": sigma_x_between, "threshold_hold": 3}, simulator=simulator)
+    config = {**DIRECT_ALL, "target_sigma_x_threshold": sigma_x_between, "threshold_hold": 3}
+    env = AresEAEnv(config, simulator=simulator)
     env.reset(seed=0)
     steps = run(env, [INSIDE, INSIDE, OUTSIDE, INSIDE, INSIDE, INSIDE])
     assert [terminated for terminated, _, _ in steps] == [False, False, False, False, False, True]
@@ -284,7 +286,9 @@ def test_random_starts_stay_within_their_bounds(simulator):
 
 def test_constant_starts_use_the_configured_values(simulator):
     env = AresEAEnv(
-        dict(incoming_mode="constant", target_beam_values=(1e-4, 2e-5, -1e-4, 3e-5), magnet_init_values=(1, 2, 0, 3, 0)),
+        dict(
+            incoming_mode="constant", target_beam_values=(1e-4, 2e-5, -1e-4, 3e-5), magnet_init_values=(1, 2, 0, 3, 0)
+        ),
         simulator=simulator,
     )
     _, info = env.reset(seed=0)
