@@ -552,7 +552,9 @@ class JobManager:
         """The run folder of a job (where :mod:`envlib.runs` reads its files)."""
         with self._lock:
             self._get(job_id)
-        return run_path(self.runs_dir, job_id)
+        # The id was checked by run_path when the job was made or recovered; no syscalls here,
+        # since every session's refresh asks for every job's folder.
+        return self.runs_dir / job_id
 
     @staticmethod
     def owns(job: Job, owner: str) -> bool:
@@ -647,6 +649,7 @@ class JobManager:
                 job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
                 if job.job_id != path.parent.name:
                     raise ValueError(f"job id {job.job_id!r} differs from its folder")
+                run_path(self.runs_dir, job.job_id)  # ValueError for a folder that leads elsewhere
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("skipping %s: %s", path, exc)
                 continue

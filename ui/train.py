@@ -578,6 +578,19 @@ def _progress(run_dir: Path) -> Progress | None:
         return None
 
 
+@lru_cache(maxsize=1024)
+def _final_progress(run_dir: Path, ended: float) -> Progress | None:
+    return _progress(run_dir)
+
+
+def job_progress(manager: JobManager, job: Job) -> Progress | None:
+    """The job's last progress record; read once for a job that has ended (it no longer changes)."""
+    if job.status == "queued":
+        return None
+    run_dir = manager.run_dir(job.job_id)
+    return _final_progress(run_dir, job.ended) if job.ended is not None else _progress(run_dir)
+
+
 def status_label(job: Job) -> str:
     """``queued (#2)``, ``running``, ``failed`` … as the job list shows it."""
     return f"queued (#{job.position})" if job.status == "queued" else job.status
@@ -594,7 +607,7 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
     """One row per job: name, status, progress, speed, ETA, whose it is."""
     rows = []
     for job in reversed(jobs):  # newest first
-        progress = _progress(manager.run_dir(job.job_id)) if job.status != "queued" else None
+        progress = job_progress(manager, job)
         done = progress.timesteps / max(progress.total_timesteps, 1) if progress else 0.0
         rows.append(
             {
