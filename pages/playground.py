@@ -1,5 +1,7 @@
 """Playground (tutorial Parts I–II): set a target, turn the five magnets, watch the beam and every reward."""
 
+from ui.common import route_through_app
 from ui.playground import render
 
+route_through_app()
 render()

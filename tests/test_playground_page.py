@@ -63,7 +63,7 @@ def test_page_loads_with_magnets_target_screen_and_rewards(app):
     q1, cv = app.slider(key="pg.magnet.Q1"), app.slider(key="pg.magnet.CV")
     assert (q1.min, q1.max) == (-72.0, 72.0)
     assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3)
-    assert len(app.get("plotly_chart")) == 2  # the screen and the history
+    assert len(app.get("plotly_chart")) == 3  # the screen and the two history plots
     assert [m.label for m in app.metric][-3:] == list(rewards.REWARD_MODES)
 
 
@@ -124,7 +124,7 @@ def test_step_appends_to_the_history_and_the_sliders_follow_the_magnets(app):
     assert app.slider(key="pg.magnet.Q1").value == pytest.approx(DELTA_LIMITS[0])
     assert app.slider(key="pg.magnet.Q2").value == pytest.approx(-3.0)
     assert shown_metric(app, "negative_objective") == pytest.approx(session.history[1]["reward_negative_objective"], abs=6e-5)
-    history_chart = app.get("plotly_chart")[1].proto.spec
+    history_chart = app.get("plotly_chart")[1].proto.spec  # rewards per step
     assert '"name":"negative_objective"' in history_chart
 
 
