@@ -12,6 +12,7 @@ after another from their checked-in ``config.yaml``, evaluates them, and rewrite
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -22,8 +23,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from envlib.config import RunConfig
 from envlib.evaluation import evaluate, evaluation_seeds
@@ -112,8 +111,6 @@ def retrain(agent_id: str, *, max_timesteps: int | None = None, progress_bar: bo
     :param max_timesteps: cap on total_timesteps (for trying the pipeline quickly).
     :return: the scores written.
     """
-    import dataclasses
-
     from envlib.training import train
 
     agent = PRETRAINED[agent_id]
@@ -189,8 +186,8 @@ def readme_table() -> str:
             continue
         m, t = scores["metrics"], scores["training"]
         rows.append(
-            f"| `{agent.id}` | {agent.display_name} | {_setup(config, t['timesteps'])} | {m['mean_final_mae_focus']:.2e} "
-            f"| {m['median_final_mae_focus']:.2e} | {m['mean_final_mae_all']:.2e} "
+            f"| `{agent.id}` | {agent.display_name} | {_setup(config, t['timesteps'])} "
+            f"| {m['mean_final_mae_focus']:.2e} | {m['median_final_mae_focus']:.2e} | {m['mean_final_mae_all']:.2e} "
             f"| {m['mean_episode_length']:.1f} | {100 * m['fraction_off_screen']:.0f} % "
             f"| {100 * m['fraction_aborted']:.0f} % | {t['wall_s'] / 60:.1f} min |"
         )

@@ -249,9 +249,8 @@ class RunRecorder(BaseCallback):
         """Evaluate the current policy on the fixed seeds and append a row to ``evaluations.csv``."""
         agent = Agent.from_training(self.config, self.model, find_vec_normalize(self.training_env))
         metrics = evaluate(agent, self._seeds).metrics
-        self.evaluations.append(
-            [(self.num_timesteps, metrics["mean_final_mae_focus"], metrics["mean_final_mae_all"], metrics["mean_return"])]
-        )
+        names = ("mean_final_mae_focus", "mean_final_mae_all", "mean_return")
+        self.evaluations.append([(self.num_timesteps, *(metrics[name] for name in names))])
         self.last_evaluation = metrics
         return metrics
 

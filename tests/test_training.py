@@ -229,7 +229,8 @@ def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def test_cli_trains_into_a_named_run_and_caps_timesteps(tmp_path):
     config = write_config(tmp_path / "c.yaml", total_timesteps=1_000_000, eval_every=0)
-    done = run_cli(str(config), "--out", str(tmp_path / "runs"), "--run-id", "my-run", "--max-timesteps", "600", "--no-progress")
+    out = str(tmp_path / "runs")
+    done = run_cli(str(config), "--out", out, "--run-id", "my-run", "--max-timesteps", "600", "--no-progress")
     assert done.returncode == 0, done.stderr
     run = tmp_path / "runs" / "my-run"
     assert done.stdout.strip() == str(run.resolve())
@@ -262,8 +263,9 @@ def test_cli_generates_a_safe_name_and_rejects_bad_input(tmp_path):
 
 def test_cli_stops_on_sigterm_and_saves_the_model(tmp_path):
     config = write_config(tmp_path / "c.yaml", total_timesteps=10_000_000, eval_every=0)
+    command = ["-m", "envlib.train", str(config), "--out", str(tmp_path), "--run-id", "long", "--no-progress"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "envlib.train", str(config), "--out", str(tmp_path), "--run-id", "long", "--no-progress"],
+        [sys.executable, *command],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     run = tmp_path / "long"
