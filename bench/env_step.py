@@ -6,10 +6,11 @@ Run from the repository root::
 
 Prints a table and, as the last line, one JSON object with ``single_step_ms``,
 ``batched{1,40,1024}_steps_per_s``, ``dummy40_steps_per_s``, ``speedup_vs_dummy40`` and
-``render_ms`` (plus the 1-minute load average at the start, to judge the figures by).
-Every figure is the best of a few repeats, so a busy neighbour shows less; all runs use
-the tutorial's training config (random incoming beam, delta actions on Q1, Q2, Q3,
-25-step episodes with auto-reset) and one torch thread.
+``render_ms`` (wall clock), the same figures per CPU second (``*_cpu``), and the 1-minute
+load average at the start. On a shared machine the wall-clock figures drop with the load;
+the CPU-time ones show what one free core would do. Every figure is the best of a few
+repeats. All runs use the tutorial's training config (random incoming beam, delta actions
+on Q1, Q2, Q3, 25-step episodes with auto-reset) and one torch thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +36,23 @@ from envlib.env import AresEAEnv  # noqa: E402
 REPEATS = 3
 
 
-def best_time(fn, repeats: int = REPEATS) -> float:
-    """Shortest wall time of ``fn()`` over ``repeats`` runs, in s."""
-    times = []
+@dataclass
+class Timing:
+    """Shortest wall-clock and CPU time of one run, in s."""
+
+    wall: float
+    cpu: float
+
+
+def best_time(fn, repeats: int = REPEATS) -> Timing:
+    """Shortest wall and process (CPU) time of ``fn()`` over ``repeats`` runs."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Timing(min(walls), min(cpus))
 
 
 def random_actions(space, n_steps: int, n_envs: int | None = None, seed: int = 0) -> np.ndarray:
@@ -49,8 +60,8 @@ def random_actions(space, n_steps: int, n_envs: int | None = None, seed: int = 0
     return np.random.default_rng(seed).uniform(space.low, space.high, size=shape).astype(np.float32)
 
 
-def single_step_ms(config: EnvConfig, n_steps: int = 500) -> float:
-    """One AresEAEnv step (resets at episode ends included), in ms."""
+def single_step(config: EnvConfig, n_steps: int = 500) -> Timing:
+    """Time of one AresEAEnv step (resets at episode ends included), in s."""
     env = AresEAEnv(config)
     actions = random_actions(env.action_space, n_steps)
     env.reset(seed=0)
@@ -62,11 +73,12 @@ def single_step_ms(config: EnvConfig, n_steps: int = 500) -> float:
                 env.reset()
 
     run()  # warm-up
-    return best_time(run) / n_steps * 1e3
+    t = best_time(run)
+    return Timing(t.wall / n_steps, t.cpu / n_steps)
 
 
-def vec_steps_per_s(venv, n_steps: int) -> float:
-    """Env-steps per second of a VecEnv (auto-resets included)."""
+def vec_step(venv, n_steps: int) -> Timing:
+    """Time per env-step of a VecEnv (auto-resets included), in s."""
     actions = random_actions(venv.action_space, n_steps, venv.num_envs)
     venv.seed(0)
     venv.reset()
@@ -76,11 +88,13 @@ def vec_steps_per_s(venv, n_steps: int) -> float:
             venv.step(action)
 
     venv.step(actions[0])  # warm-up
-    return venv.num_envs * n_steps / best_time(run)
+    t = best_time(run)
+    n = venv.num_envs * n_steps
+    return Timing(t.wall / n, t.cpu / n)
 
 
-def render_ms(config: EnvConfig, n: int = 200) -> float:
-    """One ``render()`` of the single env (binning 4, RGB with both ellipses), in ms."""
+def render(config: EnvConfig, n: int = 200) -> Timing:
+    """Time of one ``render()`` of the single env (binning 4, RGB with both ellipses), in s."""
     env = AresEAEnv(config, render_mode="rgb_array")
     env.reset(seed=0)
     env.step(env.action_space.sample())
@@ -90,38 +104,43 @@ def render_ms(config: EnvConfig, n: int = 200) -> float:
         for _ in range(n):
             env.render()
 
-    return best_time(run) / n * 1e3
+    t = best_time(run)
+    return Timing(t.wall / n, t.cpu / n)
 
 
 def main() -> None:
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
     config = EnvConfig()
-    figures: dict[str, float] = {"cpu_load_1min": round(load, 2)}
 
-    figures["single_step_ms"] = single_step_ms(config)
-    for n, n_steps in ((1, 500), (40, 150), (1024, 15)):
-        figures[f"batched{n}_steps_per_s"] = vec_steps_per_s(AresEAVecEnv(config, n), n_steps)
+    single = single_step(config)
+    batched = {n: vec_step(AresEAVecEnv(config, n), n_steps) for n, n_steps in ((1, 500), (40, 150), (1024, 15))}
     # Each single env with its own Cheetah segment, as SB3 would build them: a shared one
     # would rebuild the incoming beam on every call and flatter the speed-up.
-    dummy = DummyVecEnv([lambda: AresEAEnv(config) for _ in range(40)])
-    figures["dummy40_steps_per_s"] = vec_steps_per_s(dummy, 15)
-    figures["speedup_vs_dummy40"] = figures["batched40_steps_per_s"] / figures["dummy40_steps_per_s"]
-    figures["render_ms"] = render_ms(config)
+    dummy = vec_step(DummyVecEnv([lambda: AresEAEnv(config) for _ in range(40)]), 15)
+    rendering = render(config)
 
-    rows = [
-        ("single env step", f"{figures['single_step_ms']:.3f} ms", ""),
-        ("batched N=1", f"{figures['batched1_steps_per_s']:,.0f} env-steps/s", ""),
-        ("batched N=40", f"{figures['batched40_steps_per_s']:,.0f} env-steps/s", ">= 10,000"),
-        ("batched N=1024", f"{figures['batched1024_steps_per_s']:,.0f} env-steps/s", ""),
-        ("DummyVecEnv N=40", f"{figures['dummy40_steps_per_s']:,.0f} env-steps/s", ""),
-        ("speed-up at N=40", f"{figures['speedup_vs_dummy40']:.1f} x", ">= 15 x"),
-        ("render (rgb_array)", f"{figures['render_ms']:.2f} ms", "<= 5 ms"),
-    ]
-    print(f"ARES EA env benchmark ({os.cpu_count()} CPUs, load {load:.2f}, torch threads {torch.get_num_threads()})")
-    print(f"{'what':<20} {'figure':>24}  goal")
-    for what, figure, goal in rows:
-        print(f"{what:<20} {figure:>24}  {goal}")
+    figures: dict[str, float] = {"cpu_load_1min": load}
+    for suffix, attr in (("", "wall"), ("_cpu", "cpu")):
+        figures[f"single_step_ms{suffix}"] = getattr(single, attr) * 1e3
+        for n, t in batched.items():
+            figures[f"batched{n}_steps_per_s{suffix}"] = 1.0 / getattr(t, attr)
+        figures[f"dummy40_steps_per_s{suffix}"] = 1.0 / getattr(dummy, attr)
+        figures[f"speedup_vs_dummy40{suffix}"] = getattr(dummy, attr) / getattr(batched[40], attr)
+        figures[f"render_ms{suffix}"] = getattr(rendering, attr) * 1e3
+
+    def row(what: str, key: str, fmt: str, unit: str, goal: str = "") -> str:
+        wall, cpu = format(figures[key], fmt), format(figures[f"{key}_cpu"], fmt)
+        return f"{what:<20} {wall:>10} {cpu:>10}  {unit:<13} {goal}"
+
+    print(f"ARES EA env benchmark: {os.cpu_count()} CPUs, load {load:.2f}, torch threads {torch.get_num_threads()}")
+    print(f"{'what':<20} {'wall':>10} {'per CPU':>10}  {'unit':<13} goal (wall, 2 cores)")
+    print(row("single env step", "single_step_ms", ".3f", "ms"))
+    for n in batched:
+        print(row(f"batched N={n}", f"batched{n}_steps_per_s", ",.0f", "env-steps/s", ">= 10,000" if n == 40 else ""))
+    print(row("DummyVecEnv N=40", "dummy40_steps_per_s", ",.0f", "env-steps/s"))
+    print(row("speed-up at N=40", "speedup_vs_dummy40", ".1f", "x", ">= 15 x"))
+    print(row("render (rgb_array)", "render_ms", ".2f", "ms", "<= 5 ms"))
     print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
 
 
