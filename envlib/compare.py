@@ -1,0 +1,313 @@
+"""Several agents on the same beams: side-by-side episodes, evaluations and reward pathologies.
+
+Every agent of a comparison starts each episode from the **same** initial state: the
+:class:`~envlib.task.EpisodeStart` of a seed is drawn once, from the comparison's scenario
+(:data:`SCENARIOS`), and passed to :func:`envlib.evaluation.evaluate` of every agent. Agents
+whose configs differ (reward, action mode, abort, time limit) therefore still see the same
+incoming beam, misalignments, target and initial magnets; each then acts and is rewarded in
+its own environment.
+
+The pathologies the tutorial warns about are found in the traces, never looked up per
+agent (:func:`find_flags`):
+
+| flag | fires at the first step where |
+|---|---|
+| ``left_screen`` | the beam centre is off the screen |
+| ``aborted`` | the episode was ended early by ``abort_if_off_screen`` |
+| ``blown_up`` | sigma_x + sigma_y is :data:`BLOW_UP_FACTOR` times its value at reset or more |
+| ``pinned`` | an actuated magnet starts :data:`PIN_STEPS` consecutive steps within :data:`PIN_TOLERANCE` of its limit |
+
+Units: beam parameters and errors in m, magnets in 1/m^2 and rad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from envlib.beamline import MAGNET_LABELS, MAGNET_LIMITS, QUADRUPOLE_INDICES, BeamlineSimulator
+from envlib.config import EnvConfig, RunConfig
+from envlib.evaluation import episode_starts, evaluate
+from envlib.jobs import list_finished_runs
+from envlib.pretrained import AGENTS as PRETRAINED_AGENTS
+from envlib.runs import MODEL_FILE, NORMALIZER_FILE, RunError, read_config
+from envlib.task import EpisodeStart
+
+if TYPE_CHECKING:
+    from envlib.agent import Agent
+
+#: Beams a comparison starts from: only the sampling keys (``*_mode``, ``*_values``) matter.
+#: ``tutorial`` is the tutorial's evaluation: a random incoming beam, no misalignments, a
+#: zero target, magnets at zero. ``misaligned`` adds random misalignments (within +-2 mm).
+SCENARIOS: dict[str, EnvConfig] = {
+    "tutorial": EnvConfig(),
+    "misaligned": EnvConfig(misalignment_mode="random"),
+}
+ScenarioName = Literal["tutorial", "misaligned"]
+
+FlagKind = Literal["left_screen", "aborted", "blown_up", "pinned"]
+#: How each flag reads on an agent's panel, in the order they are checked.
+FLAG_LABELS: dict[str, str] = {
+    "left_screen": "beam left the screen",
+    "aborted": "episode ended early (abort)",
+    "blown_up": "beam blown up",
+    "pinned": "magnet pinned at its limit",
+}
+#: sigma_x + sigma_y this many times its value at reset counts as blown up.
+BLOW_UP_FACTOR = 3.0
+#: A magnet within this fraction of its limit counts as at the limit ...
+PIN_TOLERANCE = 0.01
+#: ... and is pinned when it stays there this many consecutive steps.
+PIN_STEPS = 3
+FLAG_COLUMNS = ("episode", "flag", "step", "detail")
+MM = 1e3
+
+#: The tutorial's five agents (Part III), in its order: the default comparison.
+TUTORIAL_AGENT_IDS = tuple(agent.id for agent in PRETRAINED_AGENTS[:5])
+#: At most this many of the newest finished training runs are offered.
+MAX_LISTED_RUNS = 50
+
+
+# --- which agents there are ------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentChoice:
+    """An agent one can put into a comparison.
+
+    :param key: unique id, ``pretrained/<id>`` or ``run/<run id>``.
+    :param label: the name people see (the tutorial's name for shipped agents).
+    :param run_dir: the run directory to load it from (:func:`envlib.agent.load_agent`).
+    :param config: its run config (environment and training).
+    :param version: ``model.zip``'s modification time in ns: a retrained agent is a new one.
+    """
+
+    key: str
+    label: str
+    run_dir: Path
+    config: RunConfig
+    version: int
+
+
+@dataclass
+class AgentCatalog:
+    """The agents on offer, and the folders that could not be read (with why)."""
+
+    choices: list[AgentChoice] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def by_key(self) -> dict[str, AgentChoice]:
+        return {choice.key: choice for choice in self.choices}
+
+
+def _choice(key: str, label: str, run_dir: Path) -> AgentChoice:
+    """Read a run folder's config and check its agent files exist; :class:`RunError` if not."""
+    config = read_config(run_dir)
+    for name in (MODEL_FILE, NORMALIZER_FILE):
+        if not (run_dir / name).is_file():
+            raise RunError(run_dir / name, "missing")
+    return AgentChoice(key, label, run_dir, config, (run_dir / MODEL_FILE).stat().st_mtime_ns)
+
+
+def available_agents(runs_dir: str | Path | None = None) -> AgentCatalog:
+    """The shipped agents that have a model, then the newest finished training runs.
+
+    Runs come from :func:`envlib.jobs.list_finished_runs` (finished, or stopped with a
+    saved model). Only small files are read; nothing is loaded or unpickled.
+
+    :param runs_dir: the training page's runs folder; ``ARES_RUNS_DIR`` or ``runs/`` by default.
+    """
+    catalog = AgentCatalog()
+    for agent in PRETRAINED_AGENTS:
+        if not (agent.path / MODEL_FILE).is_file():
+            continue  # not trained (yet): nothing to offer
+        try:
+            catalog.choices.append(_choice(f"pretrained/{agent.id}", agent.display_name, agent.path))
+        except RunError as exc:
+            catalog.problems.append(f"shipped agent {agent.display_name}: {exc.path.name} {exc.problem}")
+    labels = {choice.label for choice in catalog.choices}
+    for run in list_finished_runs(runs_dir)[:MAX_LISTED_RUNS]:
+        label = run.display_name if run.display_name not in labels else f"{run.display_name} ({run.run_id})"
+        if run.status == "stopped":
+            label += " (stopped early)"
+        try:
+            catalog.choices.append(_choice(f"run/{run.run_id}", label, run.run_dir))
+        except RunError as exc:
+            catalog.problems.append(f"run {run.run_id}: {exc.path.name} {exc.problem}")
+        labels.add(label)
+    return catalog
+
+
+def scenario_starts(seeds: Sequence[int], scenario: ScenarioName = "tutorial") -> list[EpisodeStart]:
+    """The initial state of each seed's episode, shared by every agent of a comparison.
+
+    :param seeds: one seed per episode.
+    :param scenario: a key of :data:`SCENARIOS`.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    return episode_starts(SCENARIOS[scenario], seeds)
+
+
+def actuated_magnets(config: EnvConfig) -> tuple[int, ...]:
+    """Indices into ``[Q1, Q2, CV, Q3, CH]`` of the magnets an agent of ``config`` moves."""
+    return QUADRUPOLE_INDICES if config.actuators == "quadrupoles" else tuple(range(len(MAGNET_LABELS)))
+
+
+def find_flags(traces: pd.DataFrame, actuated: Sequence[int] = QUADRUPOLE_INDICES) -> pd.DataFrame:
+    """The pathologies of every episode in ``traces``, each at the first step it happened.
+
+    :param traces: one agent's traces as :func:`envlib.evaluation.evaluate` returns them
+        (columns episode, step, mu_x, sigma_x, mu_y, sigma_y, Q1 ... CH, on_screen,
+        aborted; step 0 is the reset state).
+    :param actuated: indices of the magnets the agent moves (others cannot be its doing).
+    :return: one row per (episode, flag) with columns :data:`FLAG_COLUMNS`, sorted by
+        episode and step; ``detail`` says what happened in words.
+    """
+    t = traces.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
+    acted = t["step"].to_numpy() > 0
+    episode = t["episode"]
+    rows: list[tuple[int, str, int, str]] = []
+
+    def first(mask: np.ndarray) -> pd.DataFrame:
+        return t[mask].groupby("episode", sort=True).head(1)
+
+    for r in first(acted & ~t["on_screen"].to_numpy(bool)).itertuples():
+        rows.append((r.episode, "left_screen", r.step, f"centre at ({r.mu_x * MM:+.1f}, {r.mu_y * MM:+.1f}) mm"))
+    for r in first(t["aborted"].to_numpy(bool)).itertuples():
+        rows.append((r.episode, "aborted", r.step, f"terminated at step {r.step}"))
+
+    size = (t["sigma_x"] + t["sigma_y"]).to_numpy()
+    size_0 = (t["sigma_x"] + t["sigma_y"]).groupby(episode).transform("first").to_numpy()
+    for r in first(acted & (size >= BLOW_UP_FACTOR * size_0)).itertuples():
+        now, start = r.sigma_x + r.sigma_y, size_0[r.Index]
+        rows.append((r.episode, "blown_up", r.step, f"σx+σy {start * MM:.2f} → {now * MM:.2f} mm (×{now / start:.0f})"))
+
+    pinned_at: dict[int, tuple[int, list[str]]] = {}
+    for index in actuated:
+        label = MAGNET_LABELS[index]
+        at_limit = acted & (t[label].abs().to_numpy() >= (1 - PIN_TOLERANCE) * MAGNET_LIMITS[index])
+        at_limit_s = pd.Series(at_limit)
+        # Length of the current run of steps at the limit, per episode.
+        run_id = (~at_limit_s).groupby(episode).cumsum()
+        run_length = at_limit_s.astype(int).groupby([episode, run_id]).cumsum().to_numpy()
+        for r in first(run_length >= PIN_STEPS).itertuples():
+            start = r.step - PIN_STEPS + 1
+            sign = "+" if getattr(r, label) > 0 else "−"
+            text = f"{label} at {sign}limit"
+            step, texts = pinned_at.get(r.episode, (start, []))
+            pinned_at[r.episode] = (min(step, start), [*texts, text])
+    for ep, (step, texts) in pinned_at.items():
+        rows.append((ep, "pinned", step, ", ".join(texts)))
+
+    flags = pd.DataFrame(rows, columns=list(FLAG_COLUMNS))
+    flags = flags.astype({"episode": np.int64, "step": np.int64})
+    order = {kind: i for i, kind in enumerate(FLAG_LABELS)}
+    flags["_order"] = flags["flag"].map(order)
+    return flags.sort_values(["episode", "step", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+@dataclass
+class Comparison:
+    """Several agents run on the same seeds.
+
+    :param agents: the agents' names, in the order they were given.
+    :param seeds: one seed per episode.
+    :param scenario: the scenario the initial states were drawn from.
+    :param traces: every agent's traces (columns of :data:`envlib.evaluation.TRACE_COLUMNS`
+        after a leading ``agent`` column); step 0 is the shared reset state.
+    :param flags: columns ``agent`` and :data:`FLAG_COLUMNS`.
+    :param per_episode: one row per (agent, episode): the evaluation's per-episode columns
+        (final_mae_focus, final_mae_all in m, length, return, left_screen, ...) plus one
+        bool column per flag kind.
+    """
+
+    agents: list[str]
+    seeds: list[int]
+    scenario: str
+    traces: pd.DataFrame
+    flags: pd.DataFrame
+    per_episode: pd.DataFrame
+
+    def summary(self, error: Literal["mae_focus", "mae_all"] = "mae_focus") -> pd.DataFrame:
+        """One row per agent: the tutorial's metrics and how often each pathology happened.
+
+        :param error: the beam error the MAE columns are of.
+        :return: index = agent; columns mean and median final MAE (m), fraction of episodes
+            per flag, mean episode length (steps) and mean return.
+        """
+        per = self.per_episode
+        grouped = per.groupby("agent", sort=False)
+        table = pd.DataFrame(
+            {
+                "mean final MAE": grouped[f"final_{error}"].mean(),
+                "median final MAE": grouped[f"final_{error}"].median(),
+                **{f"fraction {FLAG_LABELS[k]}": grouped[k].mean() for k in FLAG_LABELS},
+                "mean episode length": grouped["length"].mean(),
+                "mean return": grouped["return"].mean(),
+            }
+        )
+        return table.reindex(self.agents)
+
+
+def compare(
+    agents: Mapping[str, Agent],
+    seeds: Sequence[int],
+    *,
+    scenario: ScenarioName = "tutorial",
+    simulator: BeamlineSimulator | None = None,
+) -> Comparison:
+    """Run every agent on the same seeds from the same initial states, and flag pathologies.
+
+    Each agent runs all episodes in one batch in its own environment (its reward, action
+    mode, abort and time limit), deterministically.
+
+    :param agents: name -> agent (see :func:`envlib.agent.load_agent`); names label the rows.
+    :param seeds: one seed per episode.
+    :param scenario: the beams' scenario, a key of :data:`SCENARIOS`.
+    :param simulator: Cheetah beamline shared by all runs; a new one by default.
+    """
+    if not agents:
+        raise ValueError("choose at least one agent to compare")
+    seeds = [int(s) for s in seeds]
+    starts = scenario_starts(seeds, scenario)
+    simulator = simulator if simulator is not None else BeamlineSimulator()
+    traces, flags, per_episode = [], [], []
+    for name, agent in agents.items():
+        result = evaluate(agent, seeds, starts=starts, simulator=simulator)
+        found = find_flags(result.traces, actuated_magnets(agent.config.env))
+        per = result.per_episode.copy()
+        for kind in FLAG_LABELS:
+            per[kind] = per["episode"].isin(found.loc[found["flag"] == kind, "episode"])
+        traces.append(result.traces.assign(agent=name))
+        flags.append(found.assign(agent=name))
+        per_episode.append(per.assign(agent=name))
+
+    def frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        out = pd.concat(parts, ignore_index=True)
+        return out[["agent", *[c for c in out.columns if c != "agent"]]]
+
+    return Comparison(
+        agents=list(agents),
+        seeds=seeds,
+        scenario=scenario,
+        traces=frame(traces),
+        flags=frame(flags),
+        per_episode=frame(per_episode),
+    )
+
+
+def traces_csv(traces: pd.DataFrame) -> bytes:
+    """Traces as UTF-8 CSV, ready to download.
+
+    Text cells that a spreadsheet would run as a formula (starting with ``= + - @``) get
+    a leading apostrophe: agent names can come from users.
+    """
+    out = traces.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].astype(str).map(lambda s: "'" + s if s[:1] in ("=", "+", "-", "@") else s)
+    return out.to_csv(index=False, float_format="%.7g").encode("utf-8")
