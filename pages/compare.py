@@ -1,4 +1,56 @@
+"""Compare agents (tutorial Part III): agents trained with different rewards, side by side on the same beam."""
+
 import streamlit as st
 
-st.title("compare")
-st.info("This page is being built.")
+from ui.common import route_through_app
+from ui.compare import (
+    K_RAN,
+    agent_catalog,
+    agent_panels,
+    agent_request,
+    agent_picker,
+    common_objective,
+    episode_controls,
+    episode_curves,
+    episode_exports,
+    episode_table,
+    episode_view,
+    evaluation_section,
+    run_comparison,
+    view_options,
+)
+
+route_through_app()
+st.title("Compare agents")
+st.markdown(
+    "Agents trained with **different rewards**, side by side on the **same beam**. "
+    "Before you press *Run*: what do you expect each one to do, and why?"
+)
+choices = agent_picker(agent_catalog())
+seed, scenario = episode_controls()
+if not choices:
+    st.info("Choose at least one agent.")
+    st.stop()
+objective = common_objective(choices)
+if objective is not None:
+    st.latex(objective)
+
+if not st.session_state.get(K_RAN):
+    agent_panels(choices)
+    st.caption("Press **Run side by side**: every agent starts from the same incoming beam, target and magnets.")
+    st.stop()
+
+with st.spinner("Running the agents …"):
+    comparison = run_comparison(agent_request(choices), (seed,), scenario)
+episode_view(choices, comparison)
+
+st.subheader("Step by step")
+error, log_y = view_options()
+episode_curves(comparison, choices, error, log_y)
+
+st.subheader("This episode")
+st.dataframe(episode_table(comparison, error), hide_index=True, width="stretch")
+episode_exports(comparison, choices, error, log_y)
+
+st.subheader("Many episodes")
+evaluation_section(choices, scenario, error, log_y)

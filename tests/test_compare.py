@@ -154,7 +154,8 @@ def test_every_agent_starts_from_the_same_beam(agents):
     np.testing.assert_array_equal(start.loc["pixels-delta", columns], start.loc["negobj-direct", columns])
     # ... and the agents then act differently (two real, different policies).
     first = result.traces[result.traces["step"] == 1].set_index("agent")
-    assert not np.allclose(first.loc["pixels-delta", ["Q1", "Q2", "Q3"]], first.loc["negobj-direct", ["Q1", "Q2", "Q3"]])
+    quads = ["Q1", "Q2", "Q3"]
+    assert not np.allclose(first.loc["pixels-delta", quads], first.loc["negobj-direct", quads])
 
 
 def test_the_seed_decides_the_beam(agents):

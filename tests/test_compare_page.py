@@ -1,0 +1,128 @@
+"""The Compare page through Streamlit's AppTest: two agents, one seed, the same beam for both."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from envlib.beamline import BeamlineSimulator
+from envlib.compare import scenario_starts
+from envlib.config import RunConfig
+from envlib.training import train
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+AGENTS = ["run/pixels-delta", "run/objimp-direct"]
+
+
+def tiny_run(runs_dir: Path, run_id: str, seed: int, **env: object) -> None:
+    config = RunConfig.from_dict(
+        {
+            "display_name": run_id,
+            "env": env,
+            "train": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2, "total_timesteps": 256,
+                      "net_arch": [8], "eval_every": 0, "seed": seed},
+        }
+    )  # fmt: skip
+    train(config, runs_dir / run_id)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    """A runs folder with two finished (tiny, really trained) runs of different rewards."""
+    folder = tmp_path_factory.mktemp("runs")
+    tiny_run(folder, "pixels-delta", 1, reward_mode="sum_of_pixels")
+    tiny_run(folder, "objimp-direct", 2, reward_mode="objective_improvement", action_mode="direct")
+    return folder
+
+
+@pytest.fixture
+def page(runs_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs_dir))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}``."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value, dtype=np.float64)
+
+
+def shown_beams(at: AppTest) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The beam ellipse (x, y in mm) on every agent's screen, panel by panel."""
+    beams = {}
+    for chart in at.get("plotly_chart"):
+        if "cmp.screen." not in chart.proto.id:
+            continue
+        index = int(chart.proto.id.rsplit(".", 1)[1])
+        (trace,) = [t for t in json.loads(chart.proto.spec)["data"] if t.get("name") == "beam"]
+        beams[index] = (_array(trace["x"]), _array(trace["y"]))
+    return [beams[i] for i in sorted(beams)]
+
+
+def run_two_agents(at: AppTest, seed: int) -> None:
+    at.multiselect(key="cmp.agents").set_value(AGENTS)
+    at.number_input(key="cmp.seed").set_value(seed)
+    at.run()
+    next(b for b in at.button if b.label == "Run side by side").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_two_agents_start_from_the_same_beam_and_the_table_appears(page):
+    run_two_agents(page, seed=5)
+    # The episode opens at its last step: two different agents, two different beams.
+    last = shown_beams(page)
+    assert len(last) == 2
+    assert not np.allclose(last[0][0], last[1][0])
+
+    page.slider(key="cmp.step").set_value(0)
+    page.run()
+    first = shown_beams(page)
+    np.testing.assert_array_equal(first[0][0], first[1][0])
+    np.testing.assert_array_equal(first[0][1], first[1][1])
+    # ... and it is seed 5's beam, tracked through the beamline: the ellipse's centre is (mu_x, mu_y).
+    start = scenario_starts([5])[0]
+    beam = BeamlineSimulator().track(start.magnets, start.incoming, start.misalignments)[0]
+    x, y = first[0]
+    assert x[:-1].mean() == pytest.approx(beam[0] * 1e3, abs=1e-6)
+    assert y[:-1].mean() == pytest.approx(beam[2] * 1e3, abs=1e-6)
+    table = page.dataframe[0].value
+    assert list(table["agent"]) == ["pixels-delta", "objimp-direct"]
+    assert (table["steps"] == 25).all()
+
+
+def test_another_seed_gives_another_beam(page):
+    run_two_agents(page, seed=5)
+    page.slider(key="cmp.step").set_value(0)
+    page.run()
+    five = shown_beams(page)[0]
+    next(b for b in page.button if b.label == "New seed").click()
+    page.run()
+    assert page.number_input(key="cmp.seed").value != 5
+    page.slider(key="cmp.step").set_value(0)
+    page.run()
+    assert not np.allclose(shown_beams(page)[0][0], five[0])
+
+
+def test_evaluate_on_n_seeds_shows_a_table_per_agent(page):
+    run_two_agents(page, seed=5)
+    page.number_input(key="cmp.episodes").set_value(4)
+    page.run()
+    next(b for b in page.button if b.label == "Evaluate on 4 seeds").click()
+    page.run()
+    assert not page.exception, page.exception
+    table = page.dataframe[1].value
+    assert list(table["agent"]) == ["pixels-delta", "objimp-direct"]
+    assert {"mean final mae_focus (µm)", "beam left the screen (%)", "mean episode length"} <= set(table.columns)
+    assert (table["mean episode length"] == 25).all()
