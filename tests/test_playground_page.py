@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,21 @@ def shown_beam(at: AppTest) -> dict[str, tuple[float, float, float]]:
     }
 
 
-def shown_metric(at: AppTest, label: str) -> float:
-    (metric,) = [m for m in at.metric if m.label == label]
-    return float(metric.value)
+def readout_text(at: AppTest) -> str:
+    (text,) = [m.value for m in at.main.markdown if "sum_of_pixels` =" in m.value]
+    return text
+
+
+def shown_reward(at: AppTest, mode: str) -> float:
+    """The value the readout shows for a reward mode."""
+    return float(re.search(rf"`{mode}` = \*\*([+-]?\d+\.\d+)\*\*", readout_text(at)).group(1))
+
+
+def shown_objectives(at: AppTest) -> tuple[float, float, float]:
+    """obj_j, obj_{j-1} and obj_0 in mm, as the readout's table shows them."""
+    lines = readout_text(at).splitlines()
+    header = next(i for i, line in enumerate(lines) if OBJ_LABELS["obj_0"] in line)
+    return tuple(float(v.strip(" *")) for v in lines[header + 2].strip("|").split("|"))
 
 
 def envlib_beam(simulator, magnets_si) -> np.ndarray:
@@ -64,7 +77,8 @@ def test_page_loads_with_magnets_target_screen_and_rewards(app):
     assert (q1.min, q1.max) == (-72.0, 72.0)
     assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3)
     assert len(app.get("plotly_chart")) == 3  # the screen and the two history plots
-    assert [m.label for m in app.metric][-3:] == list(rewards.REWARD_MODES)
+    for mode in rewards.REWARD_MODES:
+        assert shown_reward(app, mode) is not None
 
 
 def test_moving_a_magnet_shows_the_beam_envlib_computes(app, simulator):
@@ -92,23 +106,23 @@ def test_reward_readout_matches_envlibs_reward_functions(app, simulator):
         "sum_of_pixels": rewards.sum_of_pixels(pixel_sum(beam))[0],
     }
     for mode, value in expected.items():
-        assert shown_metric(app, mode) == pytest.approx(value, abs=6e-5), mode
-    assert shown_metric(app, OBJ_LABELS["obj"]) == pytest.approx(obj[0] * 1e3, abs=6e-5)
-    assert shown_metric(app, OBJ_LABELS["obj_0"]) == pytest.approx(obj_0[0] * 1e3, abs=6e-5)
-    formulas = [element.value for element in app.latex]
+        assert shown_reward(app, mode) == pytest.approx(value, abs=6e-5), mode
+    obj_shown, previous_shown, obj_0_shown = shown_objectives(app)
+    assert obj_shown == pytest.approx(obj[0] * 1e3, abs=6e-5)
+    assert previous_shown == obj_0_shown == pytest.approx(obj_0[0] * 1e3, abs=6e-5)
     for mode in rewards.REWARD_MODES:
-        assert any(rewards.reward_latex(mode) in f for f in formulas)
+        assert f"$$\n{rewards.reward_latex(mode)}\n$$" in readout_text(app)
 
 
 def test_sum_of_pixels_shows_minus_one_while_the_beam_stays_on_the_screen(app):
     shown = []
     for q in (0.0, 6.0, 12.0):
         set_magnets(app, Q1=q, Q2=-q)
-        shown.append((shown_metric(app, "negative_objective"), shown_metric(app, "sum_of_pixels")))
+        shown.append((shown_reward(app, "negative_objective"), shown_reward(app, "sum_of_pixels")))
     assert len({n for n, _ in shown}) == 3
     assert {p for _, p in shown} == {-1.0}
     set_magnets(app, Q1=0.0, Q2=0.0, CV=6.0)  # off the top of the screen
-    assert shown_metric(app, "sum_of_pixels") > -0.5
+    assert shown_reward(app, "sum_of_pixels") > -0.5
 
 
 def test_step_appends_to_the_history_and_the_sliders_follow_the_magnets(app):
@@ -123,7 +137,10 @@ def test_step_appends_to_the_history_and_the_sliders_follow_the_magnets(app):
     assert session.magnets[0] == pytest.approx(DELTA_LIMITS[0])
     assert app.slider(key="pg.magnet.Q1").value == pytest.approx(DELTA_LIMITS[0])
     assert app.slider(key="pg.magnet.Q2").value == pytest.approx(-3.0)
-    assert shown_metric(app, "negative_objective") == pytest.approx(session.history[1]["reward_negative_objective"], abs=6e-5)
+    assert shown_reward(app, "negative_objective") == pytest.approx(
+        session.history[1]["reward_negative_objective"], abs=6e-5
+    )
+    assert shown_objectives(app)[1] == pytest.approx(session.history[1]["objective"] * 1e3, abs=6e-5)
     history_chart = app.get("plotly_chart")[1].proto.spec  # rewards per step
     assert '"name":"negative_objective"' in history_chart
 
@@ -191,7 +208,7 @@ def test_a_new_target_starts_a_new_episode_with_its_own_reference(app):
     assert session.config.target_beam_values[0] == 0.0
     assert session.magnets[0] == pytest.approx(7.0), "magnets stay where they were"
     assert len(session.history) == 1
-    assert shown_metric(app, OBJ_LABELS["obj_0"]) == pytest.approx(session.objective_0 * 1e3, abs=6e-5)
+    assert shown_objectives(app)[2] == pytest.approx(session.objective_0 * 1e3, abs=6e-5)
 
 
 def test_objective_terms_are_chosen_and_shown(app):
@@ -199,7 +216,7 @@ def test_objective_terms_are_chosen_and_shown(app):
     assert app.session_state["pg.session"].config.objective_terms == ("sigma_x", "sigma_y")
     table = app.table[0].value
     assert list(table["in obj"]) == ["—", "✓", "—", "✓"]
-    assert app.latex[0].value.strip("$\n") == rewards.objective_latex(("sigma_x", "sigma_y"))
+    assert f"$$\n{rewards.objective_latex(('sigma_x', 'sigma_y'))}\n$$" in readout_text(app)
     app.button_group(key="pg.terms").set_value([]).run()
     assert "at least one" in app.warning[0].value
     assert app.session_state["pg.session"].config.objective_terms == ALL

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitInvalidLayoutContextError
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS
 from envlib.playground import DEMO_STEPS, TUTORIAL_TARGET, PlaygroundSession, playground_config
@@ -34,18 +33,16 @@ from ui.widgets import (
 PREFIX = "pg"
 K_SESSION = "pg.session"
 K_NORMALISED = "pg.normalised"
-#: Index of the next demo step while "Play" runs; absent otherwise.
+#: Index of the next demo step while "Play demo" runs; absent otherwise.
 K_DEMO = "pg.demo"
-#: Set by a button's callback inside the live panel when the whole page must redraw.
-K_RERUN_APP = "pg.rerun_app"
 K_BEAM_SEED = "pg.beam_seed"
 K_RANDOM_BEAM = "pg.random_beam"
-#: Recent reward values drawn beside each reward while the sliders move.
-K_TRAILS = "pg.trails"
-TRAIL_LENGTH = 40
 #: Seconds each frame of the demo stays on the screen.
 DEMO_DELAY_S = 0.4
 SEED_MAX = 2**31 - 1
+#: Widths of the three columns: magnets, screen, rewards (the rows above and below the
+#: live panel use the same, so headers and buttons line up with it).
+COLUMNS = [1.0, 2.0, 1.6]
 MODE_COLORS = {"negative_objective": "#1f77b4", "objective_improvement": "#2ca02c", "sum_of_pixels": "#d62728"}
 ERROR_COLORS = {"mu_x": "#9467bd", "sigma_x": "#ff7f0e", "mu_y": "#17becf", "sigma_y": "#8c564b"}
 
@@ -58,8 +55,20 @@ def render() -> None:
         "**Step** applies the sliders to the environment as one step; the history below records each step."
     )
     session = _session(_setup_sidebar())
+    playing = _advance_demo(session)
+
+    _toolbar(session, playing)
+    c_magnets, c_screen, c_rewards = st.columns(COLUMNS, gap="medium")
+    c_magnets.subheader("Magnets")
+    c_screen.subheader("Screen")
+    c_rewards.subheader("Rewards at this setting")
     live_panel()
     _history_panel(session)
+
+    if playing:
+        # Next frame of the demo: the whole page, so the history grows with it.
+        time.sleep(DEMO_DELAY_S)
+        st.rerun()
 
 
 # --- setup (sidebar) --------------------------------------------------------------------
@@ -142,111 +151,93 @@ def _slider_magnets():
     return magnets_from_display(values, normalised)
 
 
-def _follow(session: PlaygroundSession) -> None:
-    """Sliders to the environment's magnets, and the whole page to redraw (history)."""
+def _sliders_follow(session: PlaygroundSession) -> None:
+    """Move the magnet sliders to the environment's magnets (before they are drawn)."""
     set_magnet_sliders(PREFIX, session.magnets, bool(st.session_state.get(K_NORMALISED, False)))
-    st.session_state[K_RERUN_APP] = True
 
 
 def _on_step() -> None:
     session = st.session_state[K_SESSION]
     session.step_to(_slider_magnets())
-    _follow(session)
+    _sliders_follow(session)
 
 
 def _on_reset() -> None:
     session = st.session_state[K_SESSION]
     session.reset()
     st.session_state.pop(K_DEMO, None)
-    _follow(session)
+    _sliders_follow(session)
 
 
 def _on_play() -> None:
-    session = st.session_state[K_SESSION]
-    session.reset()
+    st.session_state[K_SESSION].reset()
     st.session_state[K_DEMO] = 0
-    # No page redraw yet: the demo redraws the page when it ends.
-    set_magnet_sliders(PREFIX, session.magnets, bool(st.session_state.get(K_NORMALISED, False)))
+
+
+def _advance_demo(session: PlaygroundSession) -> bool:
+    """While "Play demo" runs, take its next step; returns whether it is running."""
+    index = st.session_state.get(K_DEMO)
+    if index is None:
+        return False
+    session.step_to(session.demo_settings()[index])
+    _sliders_follow(session)
+    if index + 1 < DEMO_STEPS:
+        st.session_state[K_DEMO] = index + 1
+        return True
+    del st.session_state[K_DEMO]
+    return False
 
 
 @st.fragment
 def live_panel() -> None:
-    """Magnet sliders, the screen, the beam against the target and every reward."""
-    if st.session_state.pop(K_RERUN_APP, False):
-        st.rerun(scope="app")
+    """Magnet sliders, the screen, the beam against the target and every reward.
+
+    A fragment: a slider move reruns only this. Everything static (headers, buttons,
+    formulas' explanations, history) lives outside it, because each element drawn here is
+    one more message to the browser on every move.
+    """
     session: PlaygroundSession = st.session_state[K_SESSION]
-    demo_index = st.session_state.get(K_DEMO)
-    if demo_index is not None:
-        session.step_to(session.demo_settings()[demo_index])
-        set_magnet_sliders(PREFIX, session.magnets, bool(st.session_state.get(K_NORMALISED, False)))
-    playing = demo_index is not None
     terms = session.config.objective_terms
-
-    c_magnets, c_screen, c_rewards = st.columns([1.0, 2.0, 1.5], gap="medium")
+    playing = K_DEMO in st.session_state
+    c_magnets, c_screen, c_rewards = st.columns(COLUMNS, gap="medium")
     with c_magnets:
-        st.subheader("Magnets")
-        st.toggle(
-            "As the agent sees them",
-            key=K_NORMALISED,
-            on_change=convert_magnet_sliders,
-            args=(PREFIX, K_NORMALISED),
-            help="Settings normalised to [-1, 1] (the limits), like the tutorial's RescaleAction(env, -1, 1).",
-        )
-        magnets = magnet_sliders(PREFIX, bool(st.session_state[K_NORMALISED]), disabled=playing)
-        st.button("Step", type="primary", on_click=_on_step, disabled=playing, width="stretch")
-        b_reset, b_play = st.columns(2)
-        b_reset.button("Reset", on_click=_on_reset, disabled=playing, width="stretch", help="Magnets back to 0, new episode.")
-        b_play.button(
-            "Play demo",
-            on_click=_on_play,
-            disabled=playing,
-            width="stretch",
-            help="The tutorial's demo: reset, then sweep the vertical corrector CV over 10 steps "
-            "(Q1, Q2, Q3 at 0.2, −0.2, 0.3 of their limits).",
-        )
-        mode = session.config.action_mode
-        st.caption(
-            f"Step {session.steps} since the last reset · mode **{mode}**"
-            + (" (each magnet moves at most 10 % of its limit per step)" if mode == "delta" else "")
-            + (f" · demo step {demo_index + 1}/{DEMO_STEPS}" if playing else "")
-        )
-
+        magnets = magnet_sliders(PREFIX, bool(st.session_state.get(K_NORMALISED, False)), disabled=playing)
     readout = session.preview(magnets)
     with c_screen:
         screen_chart(readout.beam, readout.target, key="pg.screen")
         beam_table(readout, terms)
     with c_rewards:
-        st.subheader("Rewards at this setting")
-        reward_readout(readout, terms, reference_label="last reset (step 0)", trails=_trails(readout))
-
-    if playing:
-        time.sleep(DEMO_DELAY_S)
-        if demo_index + 1 < DEMO_STEPS:
-            st.session_state[K_DEMO] = demo_index + 1
-            _rerun_panel()
-        st.session_state.pop(K_DEMO, None)
-        st.rerun(scope="app")
+        reward_readout(readout, terms, reference_label="last reset (step 0)")
 
 
-def _rerun_panel() -> None:
-    """Rerun only the live panel, or the page when this run is not a fragment rerun."""
-    try:
-        st.rerun(scope="fragment")
-    except StreamlitInvalidLayoutContextError:
-        # A full run (first load, a sidebar change, AppTest) cannot rerun just a fragment.
-        st.rerun(scope="app")
-
-
-def _trails(readout) -> dict[str, list[float]]:
-    """The last :data:`TRAIL_LENGTH` shown values of each reward, at the shown precision
-    (so a reward that does not change on screen draws a flat line)."""
-    trails = st.session_state.setdefault(K_TRAILS, {mode: [] for mode in REWARD_MODES})
-    now = {mode: round(readout.rewards[mode], 4) for mode in REWARD_MODES}
-    if not trails[REWARD_MODES[0]] or any(trails[m][-1] != v for m, v in now.items()):
-        for mode, value in now.items():
-            trails[mode].append(value)
-            del trails[mode][:-TRAIL_LENGTH]
-    return trails
+def _toolbar(session: PlaygroundSession, playing: bool) -> None:
+    """Step, Reset, Play demo, the normalised view and where the episode is."""
+    c_step, c_reset, c_play, c_toggle, c_status = st.columns([1, 1, 1, 1.6, 3.2], vertical_alignment="center")
+    c_step.button("Step", type="primary", on_click=_on_step, disabled=playing, width="stretch",
+                  help="Apply the sliders to the environment as one step.")  # fmt: skip
+    c_reset.button("Reset", on_click=_on_reset, disabled=playing, width="stretch", help="Magnets back to 0, new episode.")
+    c_play.button(
+        "Play demo",
+        on_click=_on_play,
+        disabled=playing,
+        width="stretch",
+        help="The tutorial's demo: reset, then sweep the vertical corrector CV over 10 steps "
+        "(Q1, Q2, Q3 at 0.2, −0.2, 0.3 of their limits).",
+    )
+    c_toggle.toggle(
+        "As the agent sees them",
+        key=K_NORMALISED,
+        on_change=convert_magnet_sliders,
+        args=(PREFIX, K_NORMALISED),
+        disabled=playing,
+        help="Magnet settings normalised to [-1, 1] (the limits), like the tutorial's RescaleAction(env, -1, 1).",
+    )
+    mode = session.config.action_mode
+    c_status.caption(
+        f"Step **{session.steps}** since the last reset · action_mode **{mode}**"
+        + (": a step moves each magnet at most 10 % of its limit" if mode == "delta" else ": a step sets the magnets")
+        + (" · playing the demo" if playing else "")
+    )
 
 
 # --- history -------------------------------------------------------------------------------

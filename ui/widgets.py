@@ -166,38 +166,34 @@ def beam_table(readout: Readout, terms: Sequence[str]) -> None:
     st.table(beam_table_data(readout, terms))
 
 
-def reward_readout(
-    readout: Readout,
-    terms: Sequence[str],
-    *,
-    reference_label: str = "last reset",
-    trails: dict[str, Sequence[float]] | None = None,
-) -> None:
-    """Every reward mode's value at ``readout`` with its formula, and obj, obj_{j-1}, obj_0.
+def reward_readout_markdown(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> str:
+    """Markdown (with LaTeX) of every reward mode's value and formula, and of obj_j,
+    obj_{j-1} and obj_0; see :func:`reward_readout`."""
+    modes = "\n\n".join(
+        f"`{mode}` = **{readout.rewards[mode]:+.4f}**\n$$\n{reward_latex(mode, readout.time_reward)}\n$$"
+        for mode in REWARD_MODES
+    )
+    return (
+        f"$$\n{wrapped_latex(objective_latex(terms))}\n$$\n\n"
+        f"| {OBJ_LABELS['obj']} | {OBJ_LABELS['obj_previous']} | {OBJ_LABELS['obj_0']} |\n"
+        "|--:|--:|--:|\n"
+        f"| **{readout.objective * MM:.4f}** | {readout.previous_objective * MM:.4f} | {readout.objective_0 * MM:.4f} |\n\n"
+        f"$j$: the sliders' setting, $j-1$: after the last step, $0$: at the {reference_label}.\n\n"
+        f"{modes}\n\n"
+        f"Beam on the screen: **{readout.pixel_sum:.2%}** of its charge "
+        f"(centre {'on' if readout.on_screen else '**off**'} the screen). "
+        "`sum_of_pixels` is minus this fraction: it stays at −1 whatever the beam's size, "
+        "as long as the beam is fully on the screen."
+    )
+
+
+def reward_readout(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> None:
+    """Every reward mode's value at ``readout`` with its formula, and obj_j, obj_{j-1}, obj_0.
+
+    One Markdown element: inside a fragment that reruns per slider move, every element is
+    one more message to the browser (the readout used to be ~25 of them).
 
     :param terms: the beam parameters in obj.
     :param reference_label: what obj_0 refers to, in words.
-    :param trails: recent values of each mode, drawn as a sparkline beside its value.
     """
-    st.latex(wrapped_latex(objective_latex(terms)))
-    c1, c2, c3 = st.columns(3)
-    c1.metric(OBJ_LABELS["obj"], f"{readout.objective * MM:.4f}", help="obj at the sliders' setting")
-    c2.metric(OBJ_LABELS["obj_previous"], f"{readout.previous_objective * MM:.4f}", help="obj after the last step")
-    c3.metric(OBJ_LABELS["obj_0"], f"{readout.objective_0 * MM:.4f}", help=f"obj at the {reference_label}")
-    for mode in REWARD_MODES:
-        st.markdown(f"**{mode}**")
-        c_value, c_formula = st.columns([2, 3], vertical_alignment="center")
-        c_value.metric(
-            mode,
-            f"{readout.rewards[mode]:+.4f}",
-            label_visibility="collapsed",
-            chart_data=None if trails is None else trails.get(mode),
-            chart_type="line",
-        )
-        c_formula.latex(reward_latex(mode, readout.time_reward))
-    st.caption(
-        f"Beam on the screen: **{readout.pixel_sum:.2%}** of its charge "
-        f"(centre {'on' if readout.on_screen else '**off**'} the screen). "
-        "sum_of_pixels is minus this fraction: it stays at −1 whatever the beam's size, "
-        "as long as the beam is fully on the screen."
-    )
+    st.markdown(reward_readout_markdown(readout, terms, reference_label=reference_label))
