@@ -31,6 +31,8 @@ from envlib.task import AresEATask, EpisodeStart, sample_episode_start
 TUTORIAL_TARGET = (1e-3, 2e-4, 1e-3, 2e-4)
 #: Number of steps of the tutorial's demo sweep.
 DEMO_STEPS = 10
+#: Rows the history keeps (the oldest go first): bounds one person's memory and CSV size.
+MAX_HISTORY = 1000
 
 
 def playground_config(
@@ -188,7 +190,8 @@ class PlaygroundSession:
 
     def __init__(self, config: EnvConfig | None = None, simulator: BeamlineSimulator | None = None) -> None:
         self._build(config if config is not None else playground_config(), simulator)
-        #: One row per step; row 0 is the reset state (see :data:`HISTORY_COLUMNS`).
+        #: One row per step, the first is the reset state (see :data:`HISTORY_COLUMNS`);
+        #: at most :data:`MAX_HISTORY` rows.
         self.history: list[dict[str, Any]] = []
         self.reset()
 
@@ -277,6 +280,7 @@ class PlaygroundSession:
         _, _, _, _, info = self.env.step(action)
         readout = Readout.from_info(info, previous, self.config.time_reward)
         self.history.append(self._row(info, rewards=readout.rewards))
+        del self.history[:-MAX_HISTORY]
         return readout
 
     def demo_settings(self) -> np.ndarray:

@@ -179,6 +179,13 @@ def test_clear_history_keeps_the_current_state(session):
     assert session.history[0]["reward_negative_objective"] is None
 
 
+def test_history_keeps_at_most_max_history_rows(session, monkeypatch):
+    monkeypatch.setattr("envlib.playground.MAX_HISTORY", 3)
+    for q in (1.0, 2.0, 3.0, 4.0):
+        session.step_to([q, 0.0, 0.0, 0.0, 0.0])
+    assert [row["step"] for row in session.history] == [2, 3, 4]
+
+
 def test_random_beam_and_misalignments_come_from_their_seeds():
     a = playground_config(incoming_seed=7, misalignment_seed=3)
     b = playground_config(incoming_seed=7, misalignment_seed=3)
