@@ -1,0 +1,118 @@
+"""Benchmark of the Compare page's work: the tutorial's five agents side by side.
+
+Run from the repository root::
+
+    .venv/bin/python bench/compare_speed.py
+
+Prints a table and, as the last line, one JSON object with ``episode5_s`` (one side-by-side
+episode of the five tutorial agents, 25 steps each, from the same initial state; goal
+<= 1 s), ``eval5x50_s`` (the five agents on 50 seeds; goal <= 5 s), ``frame5_s`` (what one
+step of the slider or Play redraws: five screen figures, serialised), the same figures per
+CPU second (``*_cpu``), the 1-minute load average at the start and ``agents``: ``shipped``
+when the five agents in ``pretrained/`` were used, or ``stand-ins`` (their configs with
+freshly initialised networks of the same shape: the same amount of work) while they have
+not been trained yet. Every figure is the best of a few repeats; one torch thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a clean clone
+
+from envlib.agent import Agent, build_policy, load_agent  # noqa: E402
+from envlib.beamline import BEAM_PARAMETER_NAMES, BeamlineSimulator  # noqa: E402
+from envlib.compare import TUTORIAL_AGENT_IDS, compare  # noqa: E402
+from envlib.evaluation import evaluation_seeds  # noqa: E402
+from envlib.pretrained import PRETRAINED  # noqa: E402
+from envlib.runs import ObsNormalizer  # noqa: E402
+from ui.compare import panel_screen  # noqa: E402
+
+REPEATS = 3
+
+
+@dataclass
+class Timing:
+    """Shortest wall-clock and CPU time of one run, in s."""
+
+    wall: float
+    cpu: float
+
+
+def best_time(fn, repeats: int = REPEATS) -> Timing:
+    """Shortest wall and process (CPU) time of ``fn(i)`` over ``repeats`` runs (i = 0, 1, ...)."""
+    walls, cpus = [], []
+    for i in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn(i)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Timing(min(walls), min(cpus))
+
+
+def stand_in(agent_id: str) -> Agent:
+    """A shipped agent's config with an untrained network of the same shape (no saved model yet)."""
+    config = PRETRAINED[agent_id].config
+    d = build_policy(config).observation_space.shape[0] // (config.train.frame_stack or 1)
+    identity = ObsNormalizer(np.zeros(d), np.ones(d), 1.0, 1.0, 1.0, True, True, 10.0, 10.0, 0.99, 1e-8)
+    return Agent(config=config, policy=build_policy(config), normalizer=identity)
+
+
+def tutorial_agents() -> tuple[dict[str, Agent], str]:
+    """The tutorial's five agents by display name, and whether they are the shipped ones."""
+    shipped = all((PRETRAINED[i].path / "model.zip").is_file() for i in TUTORIAL_AGENT_IDS)
+    make = (lambda i: load_agent(PRETRAINED[i].path)) if shipped else stand_in
+    return {PRETRAINED[i].display_name: make(i) for i in TUTORIAL_AGENT_IDS}, "shipped" if shipped else "stand-ins"
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    load = os.getloadavg()[0]
+    agents, kind = tutorial_agents()
+    simulator = BeamlineSimulator()
+    compare(agents, [0], simulator=simulator)  # warm-up
+
+    episode = best_time(lambda i: compare(agents, [100 + i], simulator=simulator), repeats=5)
+    seeds = evaluation_seeds(50)
+    evaluation = best_time(lambda i: compare(agents, seeds, simulator=simulator))
+    result = compare(agents, [7], simulator=simulator)
+    rows = result.traces[result.traces["step"] == 12]
+    beams = rows[list(BEAM_PARAMETER_NAMES)].to_numpy()
+    targets = rows[[f"target_{n}" for n in BEAM_PARAMETER_NAMES]].to_numpy()
+
+    def frame(_: int) -> None:
+        for beam, target in zip(beams, targets):
+            panel_screen(beam, target).to_json()
+
+    redraw = best_time(frame, repeats=5)
+
+    figures: dict[str, float | str] = {"cpu_load_1min": load, "agents": kind}
+    for suffix, attr in (("", "wall"), ("_cpu", "cpu")):
+        figures[f"episode5_s{suffix}"] = getattr(episode, attr)
+        figures[f"eval5x50_s{suffix}"] = getattr(evaluation, attr)
+        figures[f"frame5_s{suffix}"] = getattr(redraw, attr)
+
+    def row(what: str, key: str, goal: str = "") -> str:
+        return f"{what:<36} {figures[key]:>8.3f} {figures[f'{key}_cpu']:>8.3f}  {goal}"
+
+    print(
+        f"Compare benchmark: five tutorial agents ({kind}), {os.cpu_count()} CPUs, load {load:.2f}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"{'what (s)':<36} {'wall':>8} {'per CPU':>8}  goal (wall)")
+    print(row("one episode, 5 agents x 25 steps", "episode5_s", "<= 1 s"))
+    print(row("evaluation, 5 agents x 50 seeds", "eval5x50_s", "<= 5 s"))
+    print(row("one step of the slider: 5 screens", "frame5_s"))
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""End to end: a real Chromium against `streamlit run app.py` runs the default comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from browser_support import chromium, streamlit_server, wait_until_idle
+from envlib.compare import TUTORIAL_AGENT_IDS, available_agents
+from envlib.config import RunConfig
+from envlib.pretrained import PRETRAINED
+from envlib.training import train
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """A runs folder with one finished (tiny) run: the page offers it next to the shipped agents,
+    and it is the default when no shipped agent has been trained."""
+    folder = tmp_path / "runs"
+    config = RunConfig.from_dict(
+        {
+            "display_name": "Tiny Pixels",
+            "env": {"reward_mode": "sum_of_pixels"},
+            "train": {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2, "total_timesteps": 256,
+                      "net_arch": [8], "eval_every": 0, "seed": 1},
+        }
+    )  # fmt: skip
+    train(config, folder / "tiny-pixels")
+    monkeypatch.setenv("ARES_RUNS_DIR", str(folder))
+    return folder
+
+
+def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
+    catalog = available_agents(runs_dir)
+    shipped = [f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS if f"pretrained/{i}" in catalog.by_key()]
+    expected = [catalog.by_key()[k].label for k in shipped] or ["Tiny Pixels"]
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1920, 1080)) as browser:
+        page = browser.open("compare")
+        page.get_by_role("heading", name="Compare agents").wait_for()
+        page.get_by_role("button", name="Run side by side").click()
+        page.locator(f".st-key-cmp-panel-{len(expected) - 1} .js-plotly-plot").wait_for(timeout=120_000)
+        wait_until_idle(page, timeout_ms=120_000)
+        page.screenshot(path=str(tmp_path / "compare.png"))
+
+        panels = page.locator('[class*="st-key-cmp-panel-"]')
+        assert panels.count() == len(expected)
+        for i, name in enumerate(expected):
+            panel = page.locator(f".st-key-cmp-panel-{i}")
+            assert name in panel.inner_text()
+            assert panel.locator(".js-plotly-plot").count() == 1  # the agent's screen
+            assert "step 25/" in panel.inner_text() or "Episode over" in panel.inner_text()
+        # The episode's table names every agent too.
+        table = page.locator('[data-testid="stDataFrame"]').first
+        table.wait_for()
+        if shipped:
+            assert expected == [PRETRAINED[k.split("/")[1]].display_name for k in shipped]
+        browser.assert_offline()
