@@ -215,7 +215,8 @@ def main() -> None:
     for text, key, goal in rows:
         if key in result:
             value = result[key]
-            print(f"{text:<56} {value:>10.1f}  {goal}" if isinstance(value, float) else f"{text:<56} {value:>10}  {goal}")
+            shown = f"{value:>10.1f}" if isinstance(value, float) else f"{value:>10}"
+            print(f"{text:<56} {shown}  {goal}")
     if result.get("foreign_requests"):
         print("WARNING: the browser asked other hosts for:", ", ".join(result["foreign_requests"]))
     rounded = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()}

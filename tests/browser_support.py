@@ -101,7 +101,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> Iterator[StreamlitServer]:
+def streamlit_server(
+    log_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+) -> Iterator[StreamlitServer]:
     """Start ``streamlit run app.py`` from the repo root on 127.0.0.1 and stop it afterwards.
 
     The repo's ``.streamlit/config.toml`` applies (the working directory is the repo); only
@@ -204,7 +206,9 @@ def wait_until_idle(page, *, timeout_ms: float = 30_000) -> None:
 
 
 @contextlib.contextmanager
-def chromium(server: StreamlitServer, profile_dir: Path, *, viewport: tuple[int, int] = (1600, 1000)) -> Iterator[BrowserSession]:
+def chromium(
+    server: StreamlitServer, profile_dir: Path, *, viewport: tuple[int, int] = (1600, 1000)
+) -> Iterator[BrowserSession]:
     """Debian's Chromium (headless, through Playwright) in a fresh profile, guarded
     against requests to any host but ``server``. Closed at exit."""
     from playwright.sync_api import sync_playwright

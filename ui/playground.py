@@ -2,8 +2,8 @@
 
 Per-user state lives in ``st.session_state`` under ``pg.*`` keys; the Cheetah beamline is
 shared by all sessions (:func:`ui.common.shared_simulator`). The live panel is an
-``st.fragment``: moving a slider reruns only the panel (one Cheetah track and one figure),
-not the page.
+``st.fragment``: moving a slider reruns only the panel (one Cheetah track, one figure, a
+table and one Markdown readout), not the page.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS
+from envlib.config import EnvConfig
 from envlib.playground import DEMO_STEPS, TUTORIAL_TARGET, PlaygroundSession, playground_config
 from envlib.rewards import ALL_TERMS, REWARD_MODES
 from ui.common import shared_simulator
@@ -77,7 +79,7 @@ def _new_random_beam() -> None:
     st.session_state[K_BEAM_SEED] = (int(st.session_state.get(K_BEAM_SEED, 0)) + 1) % (SEED_MAX + 1)
 
 
-def _setup_sidebar():
+def _setup_sidebar() -> EnvConfig:
     """The setup widgets; returns the Playground's :class:`EnvConfig`."""
     with st.sidebar:
         st.header("Setup")
@@ -116,10 +118,17 @@ def _setup_sidebar():
         beam_seed = st.number_input(
             "beam seed", min_value=0, max_value=SEED_MAX, step=1, key=K_BEAM_SEED, disabled=not random_beam
         )
-        misaligned = st.toggle("Misalignments", key="pg.misaligned", help="Quadrupoles and screen shifted by up to ±2 mm.")
+        misaligned = st.toggle(
+            "Misalignments", key="pg.misaligned", help="Quadrupoles and screen shifted by up to ±2 mm."
+        )
         st.session_state.setdefault("pg.misalignment_seed", 0)
         misalignment_seed = st.number_input(
-            "misalignment seed", min_value=0, max_value=SEED_MAX, step=1, key="pg.misalignment_seed", disabled=not misaligned
+            "misalignment seed",
+            min_value=0,
+            max_value=SEED_MAX,
+            step=1,
+            key="pg.misalignment_seed",
+            disabled=not misaligned,
         )
     return playground_config(
         target,
@@ -131,7 +140,7 @@ def _setup_sidebar():
     )
 
 
-def _session(config) -> PlaygroundSession:
+def _session(config: EnvConfig) -> PlaygroundSession:
     """This browser session's :class:`PlaygroundSession`, switched to ``config``."""
     session = st.session_state.get(K_SESSION)
     if session is None:
@@ -145,7 +154,7 @@ def _session(config) -> PlaygroundSession:
 
 
 # --- live panel -------------------------------------------------------------------------------
-def _slider_magnets():
+def _slider_magnets() -> np.ndarray:
     normalised = bool(st.session_state.get(K_NORMALISED, False))
     values = [st.session_state.get(f"{PREFIX}.magnet.{label}", 0.0) for label in MAGNET_LABELS]
     return magnets_from_display(values, normalised)
@@ -215,7 +224,9 @@ def _toolbar(session: PlaygroundSession, playing: bool) -> None:
     c_step, c_reset, c_play, c_toggle, c_status = st.columns([1, 1, 1, 1.6, 3.2], vertical_alignment="center")
     c_step.button("Step", type="primary", on_click=_on_step, disabled=playing, width="stretch",
                   help="Apply the sliders to the environment as one step.")  # fmt: skip
-    c_reset.button("Reset", on_click=_on_reset, disabled=playing, width="stretch", help="Magnets back to 0, new episode.")
+    c_reset.button(
+        "Reset", on_click=_on_reset, disabled=playing, width="stretch", help="Magnets back to 0, new episode."
+    )
     c_play.button(
         "Play demo",
         on_click=_on_play,
