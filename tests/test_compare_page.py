@@ -126,3 +126,19 @@ def test_evaluate_on_n_seeds_shows_a_table_per_agent(page):
     assert list(table["agent"]) == ["pixels-delta", "objimp-direct"]
     assert {"mean final mae_focus (µm)", "beam left the screen (%)", "mean episode length"} <= set(table.columns)
     assert (table["mean episode length"] == 25).all()
+
+
+def test_play_starts_from_the_first_step_and_moves_every_screen_one_step_per_tick(page):
+    run_two_agents(page, seed=5)
+    assert page.slider(key="cmp.step").value == 25  # the outcome first
+    page.button(key="cmp.play_button").click()
+    page.run()  # AppTest runs the timer's fragment once per run: one tick
+    assert page.slider(key="cmp.step").value == 1
+    page.run()
+    assert page.slider(key="cmp.step").value == 2
+    assert page.button(key="cmp.play_button").label == "Pause"
+    page.button(key="cmp.play_button").click()
+    page.run()
+    page.run()
+    assert page.slider(key="cmp.step").value == 2  # paused: no more ticks
+    assert page.button(key="cmp.play_button").label == "Play"

@@ -96,15 +96,22 @@ def _agent(run_dir: str, version: int) -> Agent:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def run_comparison(agents: tuple[tuple[str, str, int], ...], seeds: tuple[int, ...], scenario: str) -> Comparison:
+def run_comparison(
+    agents: tuple[tuple[str, str, int], ...], seeds: tuple[int, ...], scenario: str, *, keep_traces: bool = True
+) -> Comparison:
     """:func:`envlib.compare.compare`, cached for every session.
 
     :param agents: ``(label, run_dir, version)`` per agent (plain data: the cache key).
     :param seeds: one seed per episode.
     :param scenario: a key of :data:`envlib.compare.SCENARIOS`.
+    :param keep_traces: False drops the step-by-step traces (an evaluation's table and plot
+        need only the per-episode results; 200 seeds of traces weigh ~1 MB per agent).
     """
     loaded = {label: _agent(run_dir, version) for label, run_dir, version in agents}
-    return compare(loaded, seeds, scenario=scenario, simulator=shared_simulator())
+    result = compare(loaded, seeds, scenario=scenario, simulator=shared_simulator())
+    if not keep_traces:
+        result.traces = result.traces.iloc[:0]
+    return result
 
 
 def agent_request(choices: Sequence[AgentChoice]) -> tuple[tuple[str, str, int], ...]:
@@ -325,6 +332,7 @@ def _state_at(trace: pd.DataFrame, step: int) -> pd.Series:
 def panels(choices: Sequence[AgentChoice], comparison: Comparison, step: int) -> None:
     """One bordered panel per agent: header, screen at ``step``, readout and the flags so far."""
     shared = common_objective(choices) is not None
+    error = st.session_state.get(K_ERROR, "mae_focus")
     for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
         trace = comparison.traces[comparison.traces["agent"] == choice.label]
         flags = comparison.flags[comparison.flags["agent"] == choice.label]
@@ -339,7 +347,7 @@ def panels(choices: Sequence[AgentChoice], comparison: Comparison, step: int) ->
             reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
             st.markdown(
                 f"step **{int(row['step'])}**/{last} · reward **{reward}**  \n"
-                f"mae_focus **{row['mae_focus'] * UM:,.0f} µm**"
+                f"{error} **{row[error] * UM:,.0f} µm**"
             )
             if step > last:
                 st.info(f"Episode over after {last} steps.", icon=":material/stop_circle:")
@@ -524,7 +532,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
         return
     agents, episodes, scenario_done = request
     with st.spinner(f"{len(agents)} agents × {episodes} episodes …"):
-        result = run_comparison(agents, tuple(evaluation_seeds(episodes)), scenario_done)
+        result = run_comparison(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     st.markdown(f"**{len(agents)} agents on {episodes} episodes** ({SCENARIO_LABELS[scenario_done]} beams)")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
     st.plotly_chart(evaluation_figure(result, error=error, log_y=log_y), config=PLOT_CONFIG, theme=None, key="cmp.box")
