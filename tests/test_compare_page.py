@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,19 @@ def test_play_starts_from_the_first_step_and_moves_every_screen_one_step_per_tic
     page.run()
     assert page.slider(key="cmp.step").value == 2  # paused: no more ticks
     assert page.button(key="cmp.play_button").label == "Play"
+
+
+def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_dir):
+    from envlib.agent import load_agent
+    from envlib.compare import available_agents, compare
+    from ui.compare import comparison_html
+
+    choices = [c for c in available_agents(runs_dir).choices if c.key in AGENTS]
+    result = compare({c.label: load_agent(c.run_dir) for c in choices}, [5])
+    result.flags.loc[len(result.flags)] = ["objimp-direct", 0, "left_screen", 3, "<b>made up</b>"]
+    page = comparison_html(result, choices, "mae_focus", True)
+    assert page.count("<script src=") == 0  # plotly.js is inside, not fetched
+    assert re.search(r"plotly\.js v\d+\.\d+", page)
+    for choice in choices:
+        assert f"{choice.label}: step 25" in page
+    assert "&lt;b&gt;made up&lt;/b&gt;" in page  # user text is escaped
