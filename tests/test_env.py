@@ -68,6 +68,7 @@ def test_gymnasium_make_builds_the_env_with_config_keys():
     env = gymnasium.make(ENV_ID, reward_mode="sum_of_pixels", time_limit=3)
     assert env.unwrapped.config.reward_mode == "sum_of_pixels"
     env.reset(seed=0)
+    env.action_space.seed(0)
     for _ in range(2):
         *_, truncated, info = env.step(env.action_space.sample())
         assert not truncated
