@@ -16,7 +16,7 @@ from ui.compare import (
     episode_table,
     episode_view,
     evaluation_section,
-    run_comparison,
+    run_or_explain,
     view_options,
 )
 
@@ -41,7 +41,7 @@ if not st.session_state.get(K_RAN):
     st.stop()
 
 with st.spinner("Running the agents …"):
-    comparison = run_comparison(agent_request(choices), (seed,), scenario)
+    comparison = run_or_explain(agent_request(choices), (seed,), scenario)
 episode_view(choices, comparison)
 
 st.subheader("Step by step")

@@ -159,3 +159,22 @@ def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_d
     for choice in choices:
         assert f"{choice.label}: step 25" in page
     assert "&lt;b&gt;made up&lt;/b&gt;" in page  # user text is escaped
+
+
+def test_a_damaged_run_gets_a_clear_message_not_a_crash(runs_dir, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir, copy)
+    (copy / "objimp-direct" / "model.zip").write_bytes(b"not a zip")
+    monkeypatch.setenv("ARES_RUNS_DIR", str(copy))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    at.multiselect(key="cmp.agents").set_value(AGENTS)
+    at.run()
+    next(b for b in at.button if b.label == "Run side by side").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("model.zip" in e.value and "not a valid" in e.value for e in at.error)

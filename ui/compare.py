@@ -3,7 +3,7 @@
 Per-user choices live in ``st.session_state`` under ``cmp.*`` keys. Results are cached for
 all sessions per (agents, seeds, scenario) with ``st.cache_data`` on plain arguments; the
 agents themselves are loaded once per server (``st.cache_resource``). The episode view is
-an ``st.fragment``: the step slider and the Play timer rerun only the screens and curves.
+an ``st.fragment``: the step slider and the Play timer rerun only the agents' panels.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from envlib.evaluation import EVALUATION_SEED_BASE, evaluation_seeds
 from envlib.figures import screen_figure
 from envlib.jobs import runs_dir_from_environment
 from envlib.rewards import objective_latex, reward_latex
+from envlib.runs import RunError
 from ui.common import shared_simulator
 
 K_AGENTS = "cmp.agents"
@@ -115,7 +116,20 @@ def run_comparison(
 
 
 def agent_request(choices: Sequence[AgentChoice]) -> tuple[tuple[str, str, int], ...]:
+    """The plain-data key of the chosen agents for :func:`run_comparison`."""
     return tuple((c.label, str(c.run_dir), c.version) for c in choices)
+
+
+def run_or_explain(
+    agents: tuple[tuple[str, str, int], ...], seeds: tuple[int, ...], scenario: str, **kw: bool
+) -> Comparison:
+    """:func:`run_comparison`, or a clear message and the end of this run if an agent's files
+    cannot be loaded (e.g. a run folder damaged since it was listed)."""
+    try:
+        return run_comparison(agents, seeds, scenario, **kw)
+    except RunError as exc:
+        st.error(f"Cannot load an agent: `{exc.path.name}` {exc.problem}. Remove it from the choice and run again.")
+        st.stop()
 
 
 # --- choosing -------------------------------------------------------------------------
@@ -532,7 +546,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
         return
     agents, episodes, scenario_done = request
     with st.spinner(f"{len(agents)} agents × {episodes} episodes …"):
-        result = run_comparison(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
+        result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     st.markdown(f"**{len(agents)} agents on {episodes} episodes** ({SCENARIO_LABELS[scenario_done]} beams)")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
     st.plotly_chart(evaluation_figure(result, error=error, log_y=log_y), config=PLOT_CONFIG, theme=None, key="cmp.box")
