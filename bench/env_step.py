@@ -97,7 +97,7 @@ def render(config: EnvConfig, n: int = 200) -> Timing:
     """Time of one ``render()`` of the single env (binning 4, RGB with both ellipses), in s."""
     env = AresEAEnv(config, render_mode="rgb_array")
     env.reset(seed=0)
-    env.step(env.action_space.sample())
+    env.step(np.full(env.action_space.shape, 1.0, dtype=np.float32))  # a beam away from the target
     env.render()  # warm-up
 
     def run() -> None:
