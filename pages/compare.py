@@ -16,7 +16,9 @@ from ui.compare import (
     episode_table,
     episode_view,
     evaluation_section,
+    flags_help,
     run_or_explain,
+    screen_legend,
     view_options,
 )
 
@@ -43,6 +45,7 @@ if not st.session_state.get(K_RAN):
 with st.spinner("Running the agents …"):
     comparison = run_or_explain(agent_request(choices), (seed,), scenario)
 episode_view(choices, comparison)
+screen_legend()
 
 st.subheader("Step by step")
 error, log_y = view_options()
@@ -50,6 +53,7 @@ episode_curves(comparison, choices, error, log_y)
 
 st.subheader("This episode")
 st.dataframe(episode_table(comparison, error), hide_index=True, width="stretch")
+flags_help()
 episode_exports(comparison, choices, error, log_y)
 
 st.subheader("Many episodes")

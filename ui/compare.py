@@ -22,7 +22,10 @@ from plotly.subplots import make_subplots
 from envlib.agent import Agent, load_agent
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
 from envlib.compare import (
+    BLOW_UP_FACTOR,
     FLAG_LABELS,
+    PIN_STEPS,
+    PIN_TOLERANCE,
     SCENARIOS,
     TUTORIAL_AGENT_IDS,
     AgentCatalog,
@@ -326,6 +329,28 @@ def episode_curves(comparison: Comparison, choices: Sequence[AgentChoice], error
     curves = curves_figure(comparison, error=error, log_y=log_y)
     st.plotly_chart(curves, config=PLOT_CONFIG, theme=None, key="cmp.curves")
     st.plotly_chart(magnets_figure(comparison, choices), config=PLOT_CONFIG, theme=None, key="cmp.magnets")
+
+
+def screen_legend() -> None:
+    """What the small screens show, said once under the panels."""
+    st.caption(
+        "Screens: x from −4.1 to +4.1 mm, y from −2.5 to +2.5 mm. Red ellipse: the beam (1σ); dashed blue: "
+        "the target (a point at the centre for the tutorial's zero target)."
+    )
+
+
+def flags_help() -> None:
+    """How the flags are found, in an expander (they are computed, never looked up per agent)."""
+    with st.expander("How are the flags found?"):
+        st.markdown(
+            "From each agent's trace, at the first step where:\n"
+            "- **beam left the screen**: the beam centre is outside the screen;\n"
+            "- **episode ended early (abort)**: the environment ended the episode because the beam left "
+            "the screen (agents trained with `abort_if_off_screen`);\n"
+            f"- **beam blown up**: σx + σy is at least {BLOW_UP_FACTOR:g} × its value at the start;\n"
+            f"- **magnet pinned at its limit**: a magnet the agent moves stays within {PIN_TOLERANCE:.0%} of "
+            f"its limit for {PIN_STEPS} steps in a row (the flag shows the first of them)."
+        )
 
 
 def panel_screen(beam: np.ndarray, target: np.ndarray) -> go.Figure:
