@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui.common import sidebar_about
 
-st.set_page_config(page_title="ARES Reward Lab", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
 
 pages = {
     "Explore": [
