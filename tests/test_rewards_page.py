@@ -76,3 +76,18 @@ def test_preset_landscape_of_the_page_is_the_tutorial_reward():
     spec = preset("negative_objective")
     assert spec == RewardSpec(weights={"sigma_x": 1.0, "sigma_y": 1.0})
     assert np.isfinite(spec.weight_vector).all()
+
+
+def test_value_follows_the_playground_sliders():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()  # the Playground is the landing page
+    at.slider(key="pg.magnet.Q1").set_value(12.0).run()
+    at.switch_page("pages/rewards.py").run()
+    assert not at.exception
+    session = at.session_state["pg.session"]
+    magnets = session.magnets.copy()
+    magnets[0] = 12.0
+    expected = sum(reward_parts_at(preset("negative_objective"), session.env.start, session.magnets, magnets,
+                                   session.env.task.simulator).values())  # fmt: skip
+    assert metric_values(at)[0] == pytest.approx(expected, abs=1e-4)
+    assert expected != pytest.approx(-1.0, abs=1e-3)  # the slider moved the beam
+    assert "Playground's state" in " ".join(c.value for c in at.caption)

@@ -154,7 +154,8 @@ def _session(config: EnvConfig) -> PlaygroundSession:
 
 
 # --- live panel -------------------------------------------------------------------------------
-def _slider_magnets() -> np.ndarray:
+def slider_magnets() -> np.ndarray:
+    """The magnet sliders' setting ``[Q1, Q2, CV, Q3, CH]`` in 1/m^2 and rad, shape (5,)."""
     normalised = bool(st.session_state.get(K_NORMALISED, False))
     values = [st.session_state.get(f"{PREFIX}.magnet.{label}", 0.0) for label in MAGNET_LABELS]
     return magnets_from_display(values, normalised)
@@ -167,7 +168,7 @@ def _sliders_follow(session: PlaygroundSession) -> None:
 
 def _on_step() -> None:
     session = st.session_state[K_SESSION]
-    session.step_to(_slider_magnets())
+    session.step_to(slider_magnets())
     _sliders_follow(session)
 
 

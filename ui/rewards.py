@@ -18,9 +18,6 @@ from envlib.task import EpisodeStart
 
 #: Session-state key the Train page reads a config to prefill from.
 TRAIN_PREFILL_KEY = "train.prefill"
-#: Where the Playground keeps its session and its magnet sliders (1/m^2, rad).
-PLAYGROUND_SESSION_KEY = "pg.session"
-PLAYGROUND_MAGNETS_KEY = "pg.magnets"
 PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
 _LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
 
@@ -191,15 +188,14 @@ def playground_reward_state(simulator: BeamlineSimulator) -> RewardState:
     environment is at), with obj_0 from the Playground's last reset.
     """
     from envlib.playground import PlaygroundSession
+    from ui.playground import K_SESSION, slider_magnets
 
-    session = st.session_state.get(PLAYGROUND_SESSION_KEY)
+    session = st.session_state.get(K_SESSION)
     if isinstance(session, PlaygroundSession) and session.env.start is not None:
-        sliders = st.session_state.get(PLAYGROUND_MAGNETS_KEY)
-        magnets = np.asarray(sliders, dtype=np.float64) if sliders is not None else session.magnets
         return RewardState(
             start=session.env.start,
             previous_magnets=session.magnets,
-            magnets=magnets,
+            magnets=slider_magnets(),
             source="At the Playground's state: its beam, target and magnets (change them there).",
         )
     default = st.session_state.get("rd.default_session")
