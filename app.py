@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import sidebar_about
+from ui.common import freeze_startup_heap, sidebar_about
 
 st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
 
@@ -18,4 +18,5 @@ pages = {
 }
 navigation = st.navigation(pages)
 sidebar_about()
+freeze_startup_heap()
 navigation.run()
