@@ -53,10 +53,17 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
             panel = page.locator(f".st-key-cmp-panel-{i}")
             assert name in panel.inner_text()
             assert panel.locator(".js-plotly-plot").count() == 1  # the agent's screen
-            assert "step 25/" in panel.inner_text() or "Episode over" in panel.inner_text()
+            assert "step 25/" in panel.inner_text() or "episode over" in panel.inner_text()
         # The episode's table names every agent too.
         table = page.locator('[data-testid="stDataFrame"]').first
         table.wait_for()
-        if shipped:
-            assert expected == [PRETRAINED[k.split("/")[1]].display_name for k in shipped]
+        if len(shipped) == len(TUTORIAL_AGENT_IDS):
+            # Done when: the abort agent's and the sum_of_pixels agent's misbehaviour is flagged
+            # (red), the well-rewarded agent has no flag (green).
+            assert expected == [PRETRAINED[i].display_name for i in TUTORIAL_AGENT_IDS]
+            gary, david, sean = (page.locator(f".st-key-cmp-panel-{i}") for i in (0, 1, 4))
+            assert "episode ended early (abort)" in gary.locator('[data-testid="stAlertContentError"]').inner_text()
+            david_flags = david.locator('[data-testid="stAlertContentError"]').inner_text()
+            assert "beam left the screen" in david_flags or "beam blown up" in david_flags
+            assert sean.locator('[data-testid="stAlertContentSuccess"]').count() == 1
         browser.assert_offline()

@@ -62,11 +62,11 @@ DEFAULT_EPISODES = 50
 MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
 #: The seed the page opens with (any seed works; this one is shown and editable).
-DEFAULT_SEED = 7
+DEFAULT_SEED = 6
 #: Seconds between two steps while Play runs.
 PLAY_INTERVAL_S = 0.6
-#: Height in px of a panel's header (name, settings, formula), the same in every panel.
-HEADER_HEIGHT = 235
+#: Height in px of a panel's settings and formula, the same in every panel.
+SETUP_HEIGHT = 190
 #: Height in px of a panel's screen.
 SCREEN_HEIGHT = 230
 UM = 1e6
@@ -236,15 +236,18 @@ def _color(i: int) -> tuple[str, str]:
     return AGENT_COLORS[i % len(AGENT_COLORS)]
 
 
-def agent_header(i: int, choice: AgentChoice, *, show_objective: bool = True) -> None:
-    """Name (in the agent's colour), settings and reward formula, at the top of its panel.
+def agent_title(i: int, choice: AgentChoice) -> None:
+    """The agent's name in its colour (the colour of its curves)."""
+    name, _ = _color(i)
+    st.markdown(f"#### :{name}[■] {_escape(choice.label)}")
+
+
+def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
+    """The agent's settings and reward formula, in a box of the same height in every panel.
 
     :param show_objective: also the formula of obj (off when the page shows one for all).
     """
-    name, _ = _color(i)
-    # Same height in every panel, so the screens below line up.
-    with st.container(height=HEADER_HEIGHT if not show_objective else HEADER_HEIGHT + 60, border=False):
-        st.markdown(f"#### :{name}[■] {_escape(choice.label)}")
+    with st.container(height=SETUP_HEIGHT if not show_objective else SETUP_HEIGHT + 60, border=False):
         st.markdown(setup_markdown(choice.config.env, training_run=not choice.key.startswith("pretrained/")))
         st.latex(reward_formula(choice.config.env))
         if show_objective and choice.config.env.reward_mode != "custom":
@@ -256,7 +259,8 @@ def agent_panels(choices: Sequence[AgentChoice]) -> None:
     shared = common_objective(choices) is not None
     for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
         with column.container(border=True, key=f"cmp-panel-{i}"):
-            agent_header(i, choice, show_objective=not shared)
+            agent_title(i, choice)
+            agent_setup(choice, show_objective=not shared)
 
 
 # --- the episode ----------------------------------------------------------------------------
@@ -369,14 +373,19 @@ def _state_at(trace: pd.DataFrame, step: int) -> pd.Series:
 
 
 def panels(choices: Sequence[AgentChoice], comparison: Comparison, step: int) -> None:
-    """One bordered panel per agent: header, screen at ``step``, readout and the flags so far."""
+    """One bordered panel per agent: name, screen at ``step``, readout, flags so far, settings.
+
+    The screen and the flags come first, so that on a projector the outcome is in view
+    without scrolling; a red box lists the flags raised up to ``step``, a green one says
+    there are none (yet).
+    """
     shared = common_objective(choices) is not None
     error = st.session_state.get(K_ERROR, "mae_focus")
     for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
         trace = comparison.traces[comparison.traces["agent"] == choice.label]
         flags = comparison.flags[comparison.flags["agent"] == choice.label]
         with column.container(border=True, key=f"cmp-panel-{i}"):
-            agent_header(i, choice, show_objective=not shared)
+            agent_title(i, choice)
             row = _state_at(trace, step)
             beam = row[list(BEAM_PARAMETER_NAMES)].to_numpy(dtype=np.float64)
             target = row[[f"target_{n}" for n in BEAM_PARAMETER_NAMES]].to_numpy(dtype=np.float64)
@@ -384,14 +393,21 @@ def panels(choices: Sequence[AgentChoice], comparison: Comparison, step: int) ->
             st.plotly_chart(screen, key=f"cmp.screen.{i}", theme=None, config={"displayModeBar": False})
             last = int(trace["step"].max())
             reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
-            st.markdown(
-                f"step **{int(row['step'])}**/{last} · reward **{reward}**  \n"
-                f"{error} **{row[error] * UM:,.0f} µm**"
-            )
+            readout = f"step **{int(row['step'])}**/{last} · reward **{reward}**"
+            st.markdown(f"{readout} · {error} **{length_text(row[error])}**")
+            lines = [f"**step {f.step}** · {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
             if step > last:
-                st.info(f"Episode over after {last} steps.", icon=":material/stop_circle:")
-            for flag in flags[flags["step"] <= step].itertuples():
-                st.error(f"**Step {flag.step}: {FLAG_LABELS[flag.flag]}**  \n{flag.detail}", icon=":material/warning:")
+                lines.append(f"episode over after {last} steps")
+            if lines:
+                st.error("  \n".join(lines), icon=":material/warning:")
+            else:
+                st.success("no flag so far" if step < last else "no flag", icon=":material/check_circle:")
+            agent_setup(choice, show_objective=not shared)
+
+
+def length_text(metres: float) -> str:
+    """A beam error for people: µm below 1 mm, mm above (e.g. ``"44 µm"``, ``"76.6 mm"``)."""
+    return f"{metres * UM:.0f} µm" if metres < 1e-3 else f"{metres * 1e3:,.1f} mm"
 
 
 def _marker_color(i: int) -> str:
@@ -495,7 +511,8 @@ def episode_table(comparison: Comparison, error: str) -> pd.DataFrame:
                 f"final {error} (µm)": round(float(per[f"final_{error}"]) * UM, 1),
                 "return": round(float(per["return"]), 3),
                 "steps": int(per["length"]),
-                "flags": "; ".join(f"{FLAG_LABELS[f.flag]} (step {f.step})" for f in flags.itertuples()) or "—",
+                "flags": "; ".join(f"step {f.step}: {FLAG_LABELS[f.flag]} ({f.detail})" for f in flags.itertuples())
+                or "—",
             }
         )
     return pd.DataFrame(rows)
