@@ -8,6 +8,7 @@ from envlib.config import RunConfig
 from envlib.landscape import reward_parts_at
 from envlib.playground import PlaygroundSession
 from envlib.reward_spec import RewardSpec, preset
+from ui.rewards import training_config_for
 
 
 @pytest.fixture
@@ -62,12 +63,19 @@ def test_choosing_a_preset_loads_its_terms(page):
     assert page.session_state["rd.b.w_sigma_x"] == 1.0
 
 
-def test_train_button_hands_a_valid_custom_config_to_the_train_page(page):
+def test_train_button_opens_the_train_page_with_the_spec_filled_in(page):
     page.slider(key="rd.a.w_mu_y").set_value(1.0).run()
     page.button(key="rd.train.A").click().run()
-    config = RunConfig.from_dict(page.session_state["train.prefill"])
-    assert config.env.reward_mode == "custom"
-    assert config.env.reward.weight_map["mu_y"] == 1.0
+    assert not page.exception
+    assert page.title[0].value.startswith("Train")
+    assert page.get_by_key("train.f.env.reward_mode").value == "custom"
+    assert "train.prefill" not in page.session_state  # taken by the Train page, once
+
+
+def test_handed_over_config_is_valid_and_carries_the_spec():
+    spec = RewardSpec(weights={"mu_y": 1.0, "sigma_x": 2.0}, form="squared")
+    config = RunConfig.from_dict(training_config_for(spec).to_dict())
+    assert config.env.reward_mode == "custom" and config.env.reward == spec
     assert config.env.actuators == "all"  # a position term needs the correctors
 
 

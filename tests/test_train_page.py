@@ -94,7 +94,20 @@ def test_form_has_every_training_key_and_the_reward_keys_with_help_starting_from
     assert red_messages(at) == []
 
 
-def test_a_preset_fills_the_form_with_a_shipped_agents_config(manager):
+@pytest.fixture
+def small_cap_manager(tmp_path, monkeypatch):
+    """Like ``manager``, with a per-job cap (400k steps) below every shipped agent's budget."""
+    monkeypatch.setenv("ARES_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("ARES_MAX_TIMESTEPS", "400000")
+    job_manager.clear()
+    manager = job_manager()
+    yield manager
+    manager.close(kill_jobs=True)
+    job_manager.clear()
+
+
+def test_a_preset_fills_the_form_with_a_shipped_agents_config(small_cap_manager):
+    manager = small_cap_manager
     at = page()
     gary = next(name for name in presets() if "objimp-delta-abort-time" in name)
     at.selectbox(key="train.preset").set_value(gary).run()
@@ -104,11 +117,12 @@ def test_a_preset_fills_the_form_with_a_shipped_agents_config(manager):
     assert any("time penalty" in i.value for i in at.info), "the preset's lesson is shown"
     assert red_messages(at) == []
 
-    sean = next(name for name in presets() if "negobj-delta" in name)  # trained for 2M steps
-    assert presets()[sean]["train"]["total_timesteps"] > manager.limits.max_total_timesteps
+    sean = next(name for name in presets() if "negobj-delta" in name)
+    trained = presets()[sean]["train"]["total_timesteps"]
+    assert trained > manager.limits.max_total_timesteps
     at.selectbox(key="train.preset").set_value(sean).run()
     assert field(at, "train.total_timesteps").value == manager.limits.max_total_timesteps
-    assert any("lowered from 2,000,000" in i.value for i in at.info) and red_messages(at) == []
+    assert any(f"lowered from {trained:,}" in i.value for i in at.info) and red_messages(at) == []
 
 
 def test_a_config_handed_over_by_the_reward_designer_fills_the_form(manager):
