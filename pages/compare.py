@@ -44,8 +44,9 @@ if not st.session_state.get(K_RAN):
 
 with st.spinner("Running the agents …"):
     comparison = run_or_explain(agent_request(choices), (seed,), scenario)
-episode_view(choices, comparison)
+    episode_view(choices, seed, scenario)
 screen_legend()
+agent_panels(choices, comparison)
 
 st.subheader("Step by step")
 error, log_y = view_options()

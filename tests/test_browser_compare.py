@@ -15,6 +15,11 @@ from envlib.training import train
 pytestmark = pytest.mark.browser
 
 
+def current_step(screens) -> int:
+    """The step the screens' slider shows ("step 12" -> 12)."""
+    return int(screens.locator(".slider-container .slider-label").first.text_content().replace("step", "").strip())
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     """A runs folder with one finished (tiny) run: the page offers it next to the shipped agents,
@@ -43,20 +48,27 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
         page = browser.open("compare")
         page.get_by_role("heading", name="Compare agents").wait_for()
         page.get_by_role("button", name="Run side by side").click()
-        page.locator(f".st-key-cmp-panel-{len(expected) - 1} .js-plotly-plot").wait_for(timeout=120_000)
+        page.locator(f".st-key-cmp-panel-{len(expected) - 1}").wait_for(timeout=120_000)
+        screens = page.locator(".stPlotlyChart").first
+        screens.locator(".slider-container").wait_for(timeout=120_000)
         wait_until_idle(page, timeout_ms=120_000)
         page.screenshot(path=str(tmp_path / "compare.png"))
 
+        # One screen per agent, named, in one figure that opens at the last step.
+        titles = screens.locator(".annotation-text").evaluate_all("els => els.map(e => e.textContent)")
+        for name in expected:
+            assert name in titles
+        assert screens.locator(".heatmaplayer").count() == len(expected)
+        assert current_step(screens) == 25
+        # Every agent's panel: its name, and its flags (red) or none (green).
         panels = page.locator('[class*="st-key-cmp-panel-"]')
         assert panels.count() == len(expected)
         for i, name in enumerate(expected):
             panel = page.locator(f".st-key-cmp-panel-{i}")
             assert name in panel.inner_text()
-            assert panel.locator(".js-plotly-plot").count() == 1  # the agent's screen
-            assert "step 25/" in panel.inner_text() or "episode over" in panel.inner_text()
-        # The episode's table names every agent too.
-        table = page.locator('[data-testid="stDataFrame"]').first
-        table.wait_for()
+            boxes = '[data-testid="stAlertContentError"], [data-testid="stAlertContentSuccess"]'
+            assert panel.locator(boxes).count() == 1
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
         if len(shipped) == len(TUTORIAL_AGENT_IDS):
             # Done when: the abort agent's and the sum_of_pixels agent's misbehaviour is flagged
             # (red), the well-rewarded agent has no flag (green).
@@ -66,4 +78,13 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
             david_flags = david.locator('[data-testid="stAlertContentError"]').inner_text()
             assert "beam left the screen" in david_flags or "beam blown up" in david_flags
             assert sean.locator('[data-testid="stAlertContentSuccess"]').count() == 1
+
+        # Play runs in the browser: the slider goes back to the start and moves on.
+        screens.get_by_text("▶ Play").click()
+        page.wait_for_function(
+            "el => { const t = el.querySelector('.slider-container .slider-label').textContent;"
+            " const n = Number(t.replace('step ', '')); return n >= 1 && n < 25; }",
+            arg=screens.element_handle(),
+            timeout=10_000,
+        )
         browser.assert_offline()

@@ -2,12 +2,14 @@
 
 Per-user choices live in ``st.session_state`` under ``cmp.*`` keys. Results are cached for
 all sessions per (agents, seeds, scenario) with ``st.cache_data`` on plain arguments; the
-agents themselves are loaded once per server (``st.cache_resource``). The episode view is
-an ``st.fragment``: the step slider and the Play timer rerun only the agents' panels.
+agents themselves are loaded once per server (``st.cache_resource``). The episode's
+screens are one Plotly figure with a frame per step: its slider and Play button run in
+the browser, so playing an episode costs the server nothing and the screens never flash.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import secrets
@@ -38,7 +40,7 @@ from envlib.compare import (
 )
 from envlib.config import EnvConfig
 from envlib.evaluation import EVALUATION_SEED_BASE, evaluation_seeds
-from envlib.figures import screen_figure
+from envlib.figures import screen_spec
 from envlib.jobs import runs_dir_from_environment
 from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
@@ -48,9 +50,6 @@ K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
 K_SCENARIO = "cmp.scenario"
 K_RAN = "cmp.ran"
-K_STEP = "cmp.step"
-K_PLAY = "cmp.play"
-K_SHOWN = "cmp.shown"
 K_ERROR = "cmp.error"
 K_LOG = "cmp.log"
 K_EPISODES = "cmp.episodes"
@@ -63,12 +62,19 @@ MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
 #: The seed the page opens with (any seed works; this one is shown and editable).
 DEFAULT_SEED = 6
-#: Seconds between two steps while Play runs.
-PLAY_INTERVAL_S = 0.6
+#: Milliseconds each step stays on the screens while Play runs.
+PLAY_FRAME_MS = 600
 #: Height in px of a panel's settings and formula, the same in every panel.
 SETUP_HEIGHT = 190
-#: Height in px of a panel's screen.
-SCREEN_HEIGHT = 230
+#: Camera binning of the screens' images in the animation: 32 gives 76 x 63 cells of
+#: 0.1 mm (the ellipses show sizes exactly), about 6 kB per screen and step.
+SCREENS_BINNING = 32
+SCREENS_HEIGHT = 540
+#: Paper coordinates of the screens in the figure (the rest holds readouts and the slider).
+SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
+SCREENS_GAP = 0.02
+SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
+FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
 #: One colour per panel: Streamlit's Markdown colour name (panel header) and the same hue
 #: for Plotly (curves), so a panel and its curves match.
@@ -254,27 +260,25 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
             st.latex(objective_latex(choice.config.env.objective_terms))
 
 
-def agent_panels(choices: Sequence[AgentChoice]) -> None:
-    """The panels before a run: who the agents are and what they are rewarded for."""
+def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
+    """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
+    of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
     for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
         with column.container(border=True, key=f"cmp-panel-{i}"):
             agent_title(i, choice)
+            if comparison is not None:
+                flags = comparison.flags[comparison.flags["agent"] == choice.label]
+                flags = flags[flags["episode"] == 0]
+                if len(flags):
+                    lines = [f"**step {f.step}** · {FLAG_LABELS[f.flag]}" for f in flags.itertuples()]
+                    st.error("  \n".join(lines), icon=":material/warning:")
+                else:
+                    st.success("no flag in this episode", icon=":material/check_circle:")
             agent_setup(choice, show_objective=not shared)
 
 
 # --- the episode ----------------------------------------------------------------------------
-def _toggle_play(n_steps: int) -> None:
-    playing = not st.session_state.get(K_PLAY, False)
-    st.session_state[K_PLAY] = playing
-    if playing and st.session_state.get(K_STEP, n_steps) >= n_steps:
-        st.session_state[K_STEP] = 0
-
-
-def _episode_id(comparison: Comparison) -> tuple:
-    return (tuple(comparison.agents), tuple(comparison.seeds), comparison.scenario)
-
-
 def view_options() -> tuple[str, bool]:
     """The common beam error to plot and whether on a log scale: ``(error, log_y)``."""
     st.session_state.setdefault(K_ERROR, "mae_focus")
@@ -288,44 +292,16 @@ def view_options() -> tuple[str, bool]:
     return error, log_y
 
 
-def episode_view(choices: Sequence[AgentChoice], comparison: Comparison) -> None:
-    """One panel per agent, all moved by one step slider and a Play button.
+def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> None:
+    """Every agent's screen in one figure, moved by one step slider and a Play button.
 
-    An ``st.fragment``: the slider and the Play timer rerun only the panels. Play starts a
-    timer (``run_every``) that advances the step; pressing Pause, or the last step, reruns
-    the page once to stop it.
+    The animation runs in the browser (Plotly frames): Play and the slider cost the
+    server nothing and the screens never flash while they change (a Streamlit chart whose
+    figure changes is mounted anew on every step).
     """
-    n_steps = int(comparison.traces["step"].max())
-    if st.session_state.get(K_SHOWN) != _episode_id(comparison):
-        # A new episode opens at its last step: the outcome and every flag in view.
-        st.session_state[K_SHOWN] = _episode_id(comparison)
-        st.session_state[K_STEP] = n_steps
-        st.session_state[K_PLAY] = False
-    st.session_state[K_STEP] = min(int(st.session_state.get(K_STEP, n_steps)), n_steps)
-    playing = bool(st.session_state.get(K_PLAY, False))
-
-    @st.fragment(run_every=PLAY_INTERVAL_S if playing else None)
-    def steps_view() -> None:
-        if bool(st.session_state.get(K_PLAY)) != playing:
-            st.rerun()  # Play or Pause pressed: rerun the page to start or stop the timer
-        if playing:
-            if st.session_state[K_STEP] >= n_steps:
-                st.session_state[K_PLAY] = False
-                st.rerun()
-            st.session_state[K_STEP] += 1
-        c_play, c_step = st.columns([1, 7], vertical_alignment="center")
-        c_play.button(
-            "Pause" if playing else "Play",
-            icon=":material/pause:" if playing else ":material/play_arrow:",
-            on_click=_toggle_play,
-            args=(n_steps,),
-            key="cmp.play_button",
-            width="stretch",
-        )
-        step = c_step.slider("Step", 0, n_steps, key=K_STEP, help="Moves every agent's screen together.")
-        panels(choices, comparison, step)
-
-    steps_view()
+    error = st.session_state.get(K_ERROR, "mae_focus")
+    figure = screens_figure_cached(agent_request(choices), seed, scenario, error)
+    st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
 
 def episode_curves(comparison: Comparison, choices: Sequence[AgentChoice], error: str, log_y: bool) -> None:
@@ -357,52 +333,179 @@ def flags_help() -> None:
         )
 
 
-def panel_screen(beam: np.ndarray, target: np.ndarray) -> go.Figure:
-    """envlib's screen figure, trimmed for a narrow panel (no legend, no axis titles: the
-    page says once what the ellipses and the axes are)."""
-    fig = screen_figure(beam, target, height=SCREEN_HEIGHT)
-    fig.update_layout(showlegend=False, margin=dict(l=0, r=0, t=4, b=0))
-    fig.update_xaxes(title_text=None)
-    fig.update_yaxes(title_text=None)
-    return fig
+def _axis(name: str, k: int) -> str:
+    """Plotly's name of axis ``name`` (x or y) of subplot k (1-based): x, x2, x3, ..."""
+    return name if k == 1 else f"{name}{k}"
 
 
-def _state_at(trace: pd.DataFrame, step: int) -> pd.Series:
-    """The row of ``step``, or the last one if the episode ended earlier."""
-    return trace[trace["step"] <= step].iloc[-1]
+def _on_axes(item: dict, k: int) -> dict:
+    """A trace, shape or annotation of a single-screen figure, moved onto subplot k."""
+    item = dict(item)
+    for key, axis in (("xaxis", "x"), ("yaxis", "y"), ("xref", "x"), ("yref", "y"), ("axref", "x"), ("ayref", "y")):
+        if item.get(key) == axis:
+            item[key] = _axis(axis, k)
+    return item
 
 
-def panels(choices: Sequence[AgentChoice], comparison: Comparison, step: int) -> None:
-    """One bordered panel per agent: name, screen at ``step``, readout, flags so far, settings.
+def _typed(array: np.ndarray) -> dict:
+    """A numpy array as a Plotly typed array (base64 with dtype and shape): compact JSON.
 
-    The screen and the flags come first, so that on a projector the outcome is in view
-    without scrolling; a red box lists the flags raised up to ``step``, a green one says
-    there are none (yet).
+    Plotly encodes arrays itself only in validated figures; the screens figure skips
+    validation (see :func:`screens_figure`).
     """
-    shared = common_objective(choices) is not None
-    error = st.session_state.get(K_ERROR, "mae_focus")
-    for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
-        trace = comparison.traces[comparison.traces["agent"] == choice.label]
-        flags = comparison.flags[comparison.flags["agent"] == choice.label]
-        with column.container(border=True, key=f"cmp-panel-{i}"):
-            agent_title(i, choice)
-            row = _state_at(trace, step)
-            beam = row[list(BEAM_PARAMETER_NAMES)].to_numpy(dtype=np.float64)
-            target = row[[f"target_{n}" for n in BEAM_PARAMETER_NAMES]].to_numpy(dtype=np.float64)
-            screen = panel_screen(beam, target)
-            st.plotly_chart(screen, key=f"cmp.screen.{i}", theme=None, config={"displayModeBar": False})
-            last = int(trace["step"].max())
-            reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
-            readout = f"step **{int(row['step'])}**/{last} · reward **{reward}**"
-            st.markdown(f"{readout} · {error} **{length_text(row[error])}**")
-            lines = [f"**step {f.step}** · {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
-            if step > last:
-                lines.append(f"episode over after {last} steps")
-            if lines:
-                st.error("  \n".join(lines), icon=":material/warning:")
-            else:
-                st.success("no flag so far" if step < last else "no flag", icon=":material/check_circle:")
-            agent_setup(choice, show_objective=not shared)
+    array = np.ascontiguousarray(array)
+    return {
+        "dtype": array.dtype.str.lstrip("<|"),
+        "bdata": base64.b64encode(array.tobytes()).decode("ascii"),
+        "shape": ", ".join(map(str, array.shape)),
+    }
+
+
+def _screen_parts(row: pd.Series, k: int) -> tuple[list[dict], list[dict]]:
+    """envlib's screen of one trace row, as traces and annotations of subplot k.
+
+    Always three traces (image, target, beam) and two annotations (arrow and label of a
+    beam off the screen, hidden while it is on): animation frames must keep their shape.
+    """
+    beam = row[list(BEAM_PARAMETER_NAMES)].to_numpy(dtype=np.float64)
+    target = row[[f"target_{n}" for n in BEAM_PARAMETER_NAMES]].to_numpy(dtype=np.float64)
+    spec = screen_spec(beam, target, binning=SCREENS_BINNING)
+    traces = []
+    for trace in spec["data"]:
+        trace = _on_axes({**trace, "xaxis": "x", "yaxis": "y", "showlegend": False}, k)
+        for key in ("x", "y", "z"):
+            if key in trace:
+                value = np.asarray(trace[key])
+                trace[key] = _typed(value.astype(np.float32) if value.dtype.kind == "f" else value)
+        traces.append(trace)
+    off = [_on_axes(a, k) for a in spec["layout"].get("annotations", [])]
+    hidden = {"text": "", "showarrow": False, "x": 0, "y": 0, "xref": _axis("x", k), "yref": _axis("y", k)}
+    while len(off) < 2:
+        off.append({**hidden, "visible": False})
+    for a in off:
+        a.setdefault("visible", True)
+        a["font"] = dict(color="orange", size=13)
+    return traces, off
+
+
+#: What a frame changes of each screen trace (everything else stays as the figure has it).
+_FRAME_KEYS = {"heatmap": ("type", "z"), "scatter": ("type", "x", "y")}
+
+
+def _first_episode(comparison: Comparison) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Each agent's trace (indexed by step) and flags in episode 0."""
+    traces = comparison.traces[comparison.traces["episode"] == 0]
+    flags = comparison.flags[comparison.flags["episode"] == 0]
+    return {
+        name: (traces[traces["agent"] == name].set_index("step", drop=False), flags[flags["agent"] == name])
+        for name in comparison.agents
+    }
+
+
+def screens_frame(
+    episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]], step: int, error: str = "mae_focus"
+) -> tuple[list[dict], list[dict]]:
+    """Traces and annotations of every agent's subplot at ``step``.
+
+    Per agent: its name, its screen, a readout (step, its reward, the beam error) and the
+    flags raised so far (red) or "no flag so far" (green). An agent whose episode ended
+    earlier stays at its last step.
+
+    :param episode: agent name -> (trace indexed by step, flags), see :func:`_first_episode`.
+    """
+    n = len(episode)
+    width = (1 - SCREENS_GAP * (n - 1)) / n
+    data, annotations = [], []
+    for k, (name, (trace, flags)) in enumerate(episode.items(), start=1):
+        last = int(trace["step"].iloc[-1])
+        row = trace.loc[min(step, last)]
+        traces, off = _screen_parts(row, k)
+        data += traces
+        x0 = (k - 1) * (width + SCREENS_GAP)
+        reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
+        lines = [f"⚠ step {f.step}: {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
+        if step > last:
+            lines.append(f"episode over after {last} steps")
+        text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
+        annotations += [
+            dict(text, y=1.0, yanchor="bottom", text=f"<b>{html.escape(name)}</b>",
+                 font=dict(size=18, color=_marker_color(k - 1))),
+            *off,
+            dict(text, y=SCREENS_BOTTOM - 0.02, font=dict(size=14, color="black"),
+                 text=f"step <b>{int(row['step'])}</b>/{last} · reward <b>{reward}</b><br>"
+                      f"{error} <b>{length_text(row[error])}</b>"),
+            dict(text, y=SCREENS_BOTTOM - 0.14, borderpad=5,
+                 text="<br>".join(lines) if lines else ("✓ no flag" if step >= last else "✓ no flag so far"),
+                 font=dict(size=14, color=FLAG_RED if lines else NO_FLAG_GREEN),
+                 bgcolor="rgba(255,43,43,0.10)" if lines else "rgba(33,195,84,0.10)"),
+        ]  # fmt: skip
+    return data, annotations
+
+
+def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figure:
+    """The screens of every agent side by side, animated over the steps of episode 0.
+
+    One subplot per agent built from :func:`envlib.figures.screen_spec`; one frame per
+    step; a slider and Play/Pause buttons (Plotly's, run in the browser). The figure opens
+    at the last step: every outcome and every flag in view.
+    """
+    n = len(comparison.agents)
+    width = (1 - SCREENS_GAP * (n - 1)) / n
+    episode = _first_episode(comparison)
+    n_steps = max(int(trace["step"].iloc[-1]) for trace, _ in episode.values())
+    frames, data = [], []
+    for step in range(n_steps + 1):
+        data, annotations = screens_frame(episode, step, error)
+        changed = [{key: t[key] for key in _FRAME_KEYS[t["type"]]} for t in data]
+        frames.append(dict(name=str(step), data=changed, layout=dict(annotations=annotations)))
+    single = screen_spec(np.zeros(4), binning=SCREENS_BINNING)["layout"]
+    layout: dict = dict(
+        height=SCREENS_HEIGHT, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, plot_bgcolor="rgb(68,1,84)",
+        font=dict(size=12), annotations=frames[-1]["layout"]["annotations"], shapes=[],
+    )  # fmt: skip
+    for k in range(1, n + 1):
+        x0 = (k - 1) * (width + SCREENS_GAP)
+        layout[f"xaxis{'' if k == 1 else k}"] = {
+            **single["xaxis"], "domain": [x0, x0 + width], "anchor": _axis("y", k), "title": None,
+            "showticklabels": False, "ticks": "",
+        }  # fmt: skip
+        layout[f"yaxis{'' if k == 1 else k}"] = {
+            **single["yaxis"], "domain": [SCREENS_BOTTOM, SCREENS_TOP], "anchor": _axis("x", k),
+            "scaleanchor": _axis("x", k), "title": None, "showticklabels": False, "ticks": "",
+        }  # fmt: skip
+        layout["shapes"] += [_on_axes({**shape, "xref": "x", "yref": "y"}, k) for shape in single["shapes"]]
+    go_to = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    layout["sliders"] = [
+        dict(
+            active=n_steps, x=0.12, len=0.88, y=0.0, yanchor="bottom", pad=dict(t=0, b=0),
+            currentvalue=dict(prefix="step ", font=dict(size=16)),
+            steps=[dict(label=str(s), method="animate", args=[[str(s)], go_to]) for s in range(n_steps + 1)],
+        )
+    ]  # fmt: skip
+    play = dict(mode="immediate", fromcurrent=False, frame=dict(duration=PLAY_FRAME_MS, redraw=True),
+                transition=dict(duration=0))  # fmt: skip
+    pause = {**go_to, "frame": {"duration": 0, "redraw": False}}
+    layout["updatemenus"] = [
+        dict(
+            type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="bottom", showactive=False,
+            pad=dict(t=0, b=20), font=dict(size=14),
+            buttons=[
+                dict(label="▶ Play", method="animate", args=[[str(s) for s in range(n_steps + 1)], play]),
+                dict(label="❚❚", method="animate", args=[[None], pause]),
+            ],
+        )
+    ]  # fmt: skip
+    # Data and layout as plain dicts, not validated again (that took ~0.5 s for ~130 screens):
+    # they are envlib's screen specs and this function's layout. Plotly still checks the frames.
+    return go.Figure(data=data, layout=layout, frames=frames, skip_invalid=False, _validate=False)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def screens_figure_cached(
+    agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str = "mae_focus"
+) -> go.Figure:
+    """:func:`screens_figure` of :func:`run_comparison` on one seed, built once for all sessions."""
+    return screens_figure(run_comparison(agents, (seed,), scenario), error)
 
 
 def length_text(metres: float) -> str:
@@ -519,32 +622,27 @@ def episode_table(comparison: Comparison, error: str) -> pd.DataFrame:
 
 
 def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], error: str, log_y: bool) -> str:
-    """A self-contained HTML page (plotly.js inlined: opens offline) of the comparison.
+    """A self-contained HTML page of the comparison; plotly.js is inlined, so it opens offline.
 
-    The final screen of every agent, the per-step curves and the magnets.
+    The animated screens (slider and Play work in the file), the per-step curves, the
+    magnets and the list of flags.
     """
-    n = len(comparison.agents)
-    figures = []
-    for i, name in enumerate(comparison.agents):
-        trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
-        row = trace.iloc[-1]
-        beam = row[list(BEAM_PARAMETER_NAMES)].to_numpy(dtype=np.float64)
-        target = row[[f"target_{b}" for b in BEAM_PARAMETER_NAMES]].to_numpy(dtype=np.float64)
-        figures.append(screen_figure(beam, target, title=f"{name}: step {int(row['step'])}", height=320))
-    figures.append(curves_figure(comparison, error=error, log_y=log_y))
+    figures = [screens_figure(comparison, error), curves_figure(comparison, error=error, log_y=log_y)]
     figures.append(magnets_figure(comparison, choices))
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(j == 0)) for j, fig in enumerate(figures)]
-    screens = "".join(f'<div style="flex:1 1 {100 // min(n, 3) - 1}%">{p}</div>' for p in parts[:n])
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(j == 0), auto_play=False, config=PLOT_CONFIG)
+        for j, fig in enumerate(figures)
+    ]
     flags = "".join(
         f"<li><b>{html.escape(f.agent)}</b>, step {f.step}: "
         f"{html.escape(FLAG_LABELS[f.flag])} ({html.escape(f.detail)})</li>"
         for f in comparison.flags.itertuples()
     )
+    n = len(comparison.agents)
     title = f"ARES Reward Lab: {n} agents on seed {comparison.seeds[0]} ({html.escape(comparison.scenario)} beams)"
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body style='font-family:sans-serif'><h2>{title}</h2>"
-        f"<div style='display:flex;flex-wrap:wrap'>{screens}</div>{''.join(parts[n:])}"
+        f"<body style='font-family:sans-serif'><h2>{title}</h2>{''.join(parts)}"
         f"<h3>Flags</h3><ul>{flags or '<li>none</li>'}</ul></body></html>"
     )
 
