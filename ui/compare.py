@@ -545,22 +545,27 @@ def curves_figure(
             row=2, col=1,
         )  # fmt: skip
         flags = comparison.flags[(comparison.flags["agent"] == name) & (comparison.flags["episode"] == 0)]
-        # One marker per step, naming every flag raised there.
-        for at_step, group in flags.groupby("step", sort=True):
-            y = trace.loc[trace["step"] == at_step, error].iloc[0] * UM
-            fig.add_trace(
-                go.Scatter(
-                    x=[at_step], y=[y], mode="markers+text", legendgroup=name, showlegend=False,
-                    marker=dict(symbol=FLAG_SYMBOLS[group["flag"].iloc[0]], size=16, color=color,
-                                line=dict(color="black", width=1.5)),
-                    text=["⚠ " + ", ".join(FLAG_LABELS[f] for f in group["flag"])], textposition="top left",
-                    textfont=dict(color=color, size=14),
-                    hovertext=["<br>".join(f"{name}, step {at_step}: {FLAG_LABELS[f]} ({d})"
-                                           for f, d in zip(group["flag"], group["detail"]))],
-                    hoverinfo="text",
-                ),
-                row=2, col=1,
-            )  # fmt: skip
+        # A marker in the agent's colour at every flag, its shape saying which flag (legend).
+        at = trace.set_index("step").loc[flags["step"], error].to_numpy() * UM
+        fig.add_trace(
+            go.Scatter(
+                x=flags["step"], y=at, mode="markers", legendgroup=name, showlegend=False,
+                marker=dict(symbol=[FLAG_SYMBOLS[f] for f in flags["flag"]], size=17, color=color,
+                            line=dict(color="black", width=1.5)),
+                hovertext=[f"{name}, step {s}: {FLAG_LABELS[f]} ({d})"
+                           for s, f, d in zip(flags["step"], flags["flag"], flags["detail"])],
+                hoverinfo="text",
+            ),
+            row=2, col=1,
+        )  # fmt: skip
+    for kind, symbol in FLAG_SYMBOLS.items():
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=f"⚠ {FLAG_LABELS[kind]}",
+                marker=dict(symbol=symbol, size=14, color="white", line=dict(color="black", width=1.5)),
+            ),
+            row=2, col=1,
+        )  # fmt: skip
     if step is not None:
         fig.add_vline(x=step, line=dict(color="gray", dash="dot", width=2))
     fig.update_yaxes(title_text="reward", row=1, col=1)
@@ -687,7 +692,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     agents, episodes, scenario_done = request
     with st.spinner(f"{len(agents)} agents × {episodes} episodes …"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
-    st.markdown(f"**{len(agents)} agents on {episodes} episodes** ({SCENARIO_LABELS[scenario_done]} beams)")
+    st.markdown(f"**{len(agents)} agents on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
     st.plotly_chart(evaluation_figure(result, error=error, log_y=log_y), config=PLOT_CONFIG, theme=None, key="cmp.box")
     st.download_button(
