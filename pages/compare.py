@@ -50,7 +50,7 @@ agent_panels(choices, comparison)
 
 st.subheader("Step by step")
 error, log_y = view_options()
-episode_curves(comparison, choices, error, log_y)
+episode_curves(choices, seed, scenario, error, log_y)
 
 st.subheader("This episode")
 st.dataframe(episode_table(comparison, error), hide_index=True, width="stretch")

@@ -2,7 +2,7 @@
 
 Per-user choices live in ``st.session_state`` under ``cmp.*`` keys. Results are cached for
 all sessions per (agents, seeds, scenario) with ``st.cache_data`` on plain arguments; the
-agents themselves are loaded once per server (``st.cache_resource``). The episode's
+agents and the episode's (read-only) figures are kept once per server (``st.cache_resource``). The episode's
 screens are one Plotly figure with a frame per step: its slider and Play button run in
 the browser, so playing an episode costs the server nothing and the screens never flash.
 """
@@ -304,11 +304,27 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
 
-def episode_curves(comparison: Comparison, choices: Sequence[AgentChoice], error: str, log_y: bool) -> None:
+def episode_curves(choices: Sequence[AgentChoice], seed: int, scenario: str, error: str, log_y: bool) -> None:
     """Per-step reward and beam error of every agent, then its magnets."""
-    curves = curves_figure(comparison, error=error, log_y=log_y)
+    curves, magnets = curves_cached(agent_request(choices), seed, scenario, error, log_y, moved_magnets(choices))
     st.plotly_chart(curves, config=PLOT_CONFIG, theme=None, key="cmp.curves")
-    st.plotly_chart(magnets_figure(comparison, choices), config=PLOT_CONFIG, theme=None, key="cmp.magnets")
+    st.plotly_chart(magnets, config=PLOT_CONFIG, theme=None, key="cmp.magnets")
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curves_cached(
+    agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str, log_y: bool, moved: tuple[int, ...]
+) -> tuple[go.Figure, go.Figure]:
+    """:func:`curves_figure` and :func:`magnets_figure` of one seed's comparison, built once
+    (Plotly's validation makes them ~0.4 s; every rerun of the page draws them). Shared,
+    read-only figures, like :func:`screens_figure_cached`."""
+    comparison = run_comparison(agents, (seed,), scenario)
+    return curves_figure(comparison, error=error, log_y=log_y), magnets_figure(comparison, moved)
+
+
+def moved_magnets(choices: Sequence[AgentChoice]) -> tuple[int, ...]:
+    """Indices into ``[Q1, Q2, CV, Q3, CH]`` of the magnets any of the agents moves."""
+    return tuple(sorted({i for c in choices for i in actuated_magnets(c.config.env)}))
 
 
 def screen_legend() -> None:
@@ -500,11 +516,15 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
     return go.Figure(data=data, layout=layout, frames=frames, skip_invalid=False, _validate=False)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def screens_figure_cached(
     agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str = "mae_focus"
 ) -> go.Figure:
-    """:func:`screens_figure` of :func:`run_comparison` on one seed, built once for all sessions."""
+    """:func:`screens_figure` of :func:`run_comparison` on one seed, built once for all sessions.
+
+    A resource, not data: ``st.cache_data`` would unpickle (and so re-validate) the ~1 MB
+    figure on every rerun. The figure is only read (``st.plotly_chart`` copies it).
+    """
     return screens_figure(run_comparison(agents, (seed,), scenario), error)
 
 
@@ -579,12 +599,13 @@ def curves_figure(
     return fig
 
 
-def magnets_figure(comparison: Comparison, choices: Sequence[AgentChoice], *, step: int | None = None) -> go.Figure:
-    """Each actuated magnet per step, one subplot per magnet, every agent in its colour.
+def magnets_figure(comparison: Comparison, moved: Sequence[int], *, step: int | None = None) -> go.Figure:
+    """The moved magnets per step, one subplot per magnet, every agent in its colour.
+
+    :param moved: indices into ``[Q1, Q2, CV, Q3, CH]`` of the magnets any agent moves.
 
     Quadrupoles in 1/m^2, correctors in mrad; dotted lines at the limits.
     """
-    moved = sorted({i for c in choices for i in actuated_magnets(c.config.env)})
     titles = [f"{MAGNET_LABELS[i]} ({'mrad' if i in CORRECTOR_INDICES else '1/m²'})" for i in moved]
     fig = make_subplots(rows=1, cols=len(moved), subplot_titles=titles, horizontal_spacing=0.05)
     for col, index in enumerate(moved, start=1):
@@ -633,7 +654,7 @@ def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], erro
     magnets and the list of flags.
     """
     figures = [screens_figure(comparison, error), curves_figure(comparison, error=error, log_y=log_y)]
-    figures.append(magnets_figure(comparison, choices))
+    figures.append(magnets_figure(comparison, moved_magnets(choices)))
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(j == 0), auto_play=False, config=PLOT_CONFIG)
         for j, fig in enumerate(figures)
