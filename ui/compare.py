@@ -553,14 +553,15 @@ def curves_figure(
     for i, name in enumerate(comparison.agents):
         trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
         color = _marker_color(i)
+        label = html.escape(name)  # Plotly renders some HTML in names; agent names come from users
         acted = trace[trace["step"] > 0]
         fig.add_trace(
-            go.Scatter(x=acted["step"], y=acted["reward"], mode="lines+markers", name=name, legendgroup=name,
+            go.Scatter(x=acted["step"], y=acted["reward"], mode="lines+markers", name=label, legendgroup=name,
                        line=dict(color=color, width=3), marker=dict(size=5)),
             row=1, col=1,
         )  # fmt: skip
         fig.add_trace(
-            go.Scatter(x=trace["step"], y=trace[error] * UM, mode="lines+markers", name=name, legendgroup=name,
+            go.Scatter(x=trace["step"], y=trace[error] * UM, mode="lines+markers", name=label, legendgroup=name,
                        showlegend=False, line=dict(color=color, width=3), marker=dict(size=5)),
             row=2, col=1,
         )  # fmt: skip
@@ -572,7 +573,7 @@ def curves_figure(
                 x=flags["step"], y=at, mode="markers", legendgroup=name, showlegend=False,
                 marker=dict(symbol=[FLAG_SYMBOLS[f] for f in flags["flag"]], size=17, color=color,
                             line=dict(color="black", width=1.5)),
-                hovertext=[f"{name}, step {s}: {FLAG_LABELS[f]} ({d})"
+                hovertext=[f"{label}, step {s}: {FLAG_LABELS[f]} ({d})"
                            for s, f, d in zip(flags["step"], flags["flag"], flags["detail"])],
                 hoverinfo="text",
             ),
@@ -613,7 +614,7 @@ def magnets_figure(comparison: Comparison, moved: Sequence[int], *, step: int | 
         for i, name in enumerate(comparison.agents):
             trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
             fig.add_trace(
-                go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=name,
+                go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=html.escape(name),
                            legendgroup=name, showlegend=col == 1, line=dict(color=_marker_color(i), width=3)),
                 row=1, col=col,
             )  # fmt: skip
@@ -742,7 +743,7 @@ def evaluation_figure(result: Comparison, *, error: str = "mae_focus", log_y: bo
         per = result.per_episode[result.per_episode["agent"] == name]
         fig.add_trace(
             go.Box(
-                y=per[f"final_{error}"] * UM, name=name, boxpoints="all", jitter=0.4, pointpos=0,
+                y=per[f"final_{error}"] * UM, name=html.escape(name), boxpoints="all", jitter=0.4, pointpos=0,
                 marker=dict(color=_marker_color(i), size=6), line=dict(color=_marker_color(i)),
                 customdata=per["seed"], hovertemplate="seed %{customdata}: %{y:.1f} µm<extra></extra>",
             )
