@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,8 @@ import plotly.io
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a clean clone
+
+from timing import Timing, best_time  # noqa: E402  (bench/timing.py)
 
 from envlib.agent import Agent, build_policy, load_agent  # noqa: E402
 from envlib.beamline import BeamlineSimulator  # noqa: E402
@@ -39,25 +39,6 @@ from envlib.runs import ObsNormalizer  # noqa: E402
 from ui.compare import screens_figure  # noqa: E402
 
 REPEATS = 3
-
-
-@dataclass
-class Timing:
-    """Shortest wall-clock and CPU time of one run, in s."""
-
-    wall: float
-    cpu: float
-
-
-def best_time(fn, repeats: int = REPEATS) -> Timing:
-    """Shortest wall and process (CPU) time of ``fn(i)`` over ``repeats`` runs (i = 0, 1, ...)."""
-    walls, cpus = [], []
-    for i in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn(i)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return Timing(min(walls), min(cpus))
 
 
 def stand_in(agent_id: str) -> Agent:
@@ -84,14 +65,14 @@ def main() -> None:
 
     episode = best_time(lambda i: compare(agents, [100 + i], simulator=simulator), repeats=5)
     seeds = evaluation_seeds(50)
-    evaluation = best_time(lambda i: compare(agents, seeds, simulator=simulator))
+    evaluation = best_time(lambda i: compare(agents, seeds, simulator=simulator), REPEATS)
     result = compare(agents, [7], simulator=simulator)
 
     def screens(_: int) -> None:
         figure = screens_figure(result).to_dict()  # what st.plotly_chart does with it
         plotly.io.to_json(figure, validate=False)
 
-    animation = best_time(screens)
+    animation = best_time(screens, REPEATS)
     size_mb = len(screens_figure(result).to_json()) / 1e6
 
     figures: dict[str, float | str] = {"cpu_load_1min": load, "agents": kind, "screens5_mb": size_mb}

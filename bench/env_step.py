@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a clean clone
+
+from timing import Timing, best_time  # noqa: E402  (bench/timing.py)
 
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
@@ -34,25 +34,6 @@ from envlib.config import EnvConfig  # noqa: E402
 from envlib.env import AresEAEnv  # noqa: E402
 
 REPEATS = 3
-
-
-@dataclass
-class Timing:
-    """Shortest wall-clock and CPU time of one run, in s."""
-
-    wall: float
-    cpu: float
-
-
-def best_time(fn, repeats: int = REPEATS) -> Timing:
-    """Shortest wall and process (CPU) time of ``fn()`` over ``repeats`` runs."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return Timing(min(walls), min(cpus))
 
 
 def random_actions(space, n_steps: int, n_envs: int | None = None, seed: int = 0) -> np.ndarray:
@@ -73,7 +54,7 @@ def single_step(config: EnvConfig, n_steps: int = 500) -> Timing:
                 env.reset()
 
     run()  # warm-up
-    t = best_time(run)
+    t = best_time(lambda _: run(), REPEATS)
     return Timing(t.wall / n_steps, t.cpu / n_steps)
 
 
@@ -88,7 +69,7 @@ def vec_step(venv, n_steps: int) -> Timing:
             venv.step(action)
 
     venv.step(actions[0])  # warm-up
-    t = best_time(run)
+    t = best_time(lambda _: run(), REPEATS)
     n = venv.num_envs * n_steps
     return Timing(t.wall / n, t.cpu / n)
 
@@ -104,7 +85,7 @@ def render(config: EnvConfig, n: int = 200) -> Timing:
         for _ in range(n):
             env.render()
 
-    t = best_time(run)
+    t = best_time(lambda _: run(), REPEATS)
     return Timing(t.wall / n, t.cpu / n)
 
 
