@@ -30,9 +30,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 torch.set_num_threads(1)
 
 from envlib.beamline import MAGNET_LABELS, MAGNET_LIMITS  # noqa: E402
-from envlib.figures import screen_figure  # noqa: E402
 from envlib.playground import PlaygroundSession  # noqa: E402
-from ui.widgets import MAGNET_DISPLAY_SCALE, MAGNET_DISPLAY_STEPS  # noqa: E402
+from ui.widgets import MAGNET_DISPLAY_SCALE, MAGNET_DISPLAY_STEPS, screen_chart_figure  # noqa: E402
 
 TABLE = '[data-testid="stMain"] [data-testid="stTable"]'
 
@@ -119,7 +118,7 @@ def bench_parts(n: int) -> dict[str, float]:
         start = time.perf_counter()
         readout = session.preview(magnets)
         middle = time.perf_counter()
-        screen_figure(readout.beam, readout.target, height=340).to_json()
+        screen_chart_figure(readout.beam, readout.target).to_json()
         figures.append(time.perf_counter() - middle)
         previews.append(middle - start)
     return {"preview_p50_ms": percentiles(previews)[0], "figure_p50_ms": percentiles(figures)[0]}

@@ -1,7 +1,11 @@
 """The app's Plotly screen: axes in mm, beam and target ellipses, off-screen warning."""
 
+import base64
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from envlib.figures import screen_figure
 
@@ -50,6 +54,41 @@ def test_the_image_peaks_at_the_beam_with_x_right_and_y_up():
     assert -HY_MM < min(heatmap.y) and max(heatmap.y) < HY_MM
 
 
+def test_the_png_picture_covers_the_screen_and_peaks_at_the_beam_with_x_right_and_y_up():
+    fig = screen_figure(BEAM, TARGET, image="png")
+    assert not [t for t in fig.data if t.type == "heatmap"]
+    (picture,) = fig.layout.images
+    assert (picture.x, picture.y) == pytest.approx((-HX_MM, HY_MM))  # top-left corner
+    assert (picture.sizex, picture.sizey) == pytest.approx((2 * HX_MM, 2 * HY_MM))
+    assert (picture.xref, picture.yref, picture.sizing, picture.layer) == ("x", "y", "stretch", "below")
+    header, data = picture.source.split(",", 1)
+    assert header == "data:image/png;base64"
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("L"), dtype=float)
+    row, col = np.unravel_index(np.argmax(pixels), pixels.shape)
+    height, width = pixels.shape
+    x = -HX_MM + (col + 0.5) / width * 2 * HX_MM
+    y = HY_MM - (row + 0.5) / height * 2 * HY_MM  # row 0 at the top
+    assert x == pytest.approx(BEAM[0] * 1e3, abs=2 * HX_MM / width)
+    assert y == pytest.approx(BEAM[2] * 1e3, abs=2 * HY_MM / height)
+
+
+def test_png_and_heatmap_draw_the_same_levels_in_the_same_colours():
+    heatmap = [t for t in screen_figure(BEAM, image="heatmap").data if t.type == "heatmap"][0]
+    (picture,) = screen_figure(BEAM, image="png").layout.images
+    rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(picture.source.split(",", 1)[1]))).convert("RGB"))
+    z = np.asarray(heatmap.z)
+    assert rgb.shape[:2] == z.shape
+    assert tuple(rgb[z == 0][0]) == (68, 1, 84)  # Viridis' first colour, as the heatmap's zmin
+    assert tuple(rgb[z == 255][0]) == (253, 231, 37)  # and its last, at the peak
+
+
+def test_an_unknown_image_kind_is_refused():
+    with pytest.raises(ValueError, match="image"):
+        screen_figure(BEAM, image="jpeg")
+    assert not [t for t in screen_figure(BEAM, image="none").data if t.type == "heatmap"]
+    assert not screen_figure(BEAM, image="none").layout.images
+
+
 @pytest.mark.parametrize(
     "beam, off",
     [
@@ -73,6 +112,8 @@ def test_off_screen_annotation_only_when_the_beam_is_off_the_screen(beam, off):
         assert len(fig.layout.annotations) == 0
 
 
-def test_the_figure_serialises_to_a_small_payload():
+@pytest.mark.parametrize("image", ["heatmap", "png"])
+def test_the_figure_serialises_to_a_small_payload(image):
     """The screen is sent to every browser on every slider move."""
-    assert len(screen_figure(BEAM, TARGET).to_json()) < 100_000
+    wide = np.array([0.0, 2e-3, 0.0, 1.5e-3])  # a beam over most of the screen: the largest picture
+    assert len(screen_figure(wide, TARGET, image=image).to_json()) < 100_000
