@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from envlib.runs import (
     read_progress,
     request_stop,
 )
+import envlib.training
 from envlib.training import find_vec_normalize, make_model, make_vec_env, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +152,32 @@ def test_same_seed_gives_the_same_run(tmp_path):
         assert torch.equal(p, q)
     other = train(tiny_config(total_timesteps=512, eval_every=256, seed=4), tmp_path / "c")
     assert not read_episodes(other.run_dir)["return"].equals(read_episodes(first.run_dir)["return"])
+
+
+def optimizer_of(config: RunConfig) -> torch.optim.Optimizer:
+    model = make_model(config, make_vec_env(config))
+    return model.actor.optimizer if config.train.algorithm == "TD3" else model.policy.optimizer
+
+
+@pytest.mark.parametrize("algorithm", ["PPO", "TD3"])
+def test_the_speed_settings_train_exactly_what_plain_sb3_trains(tmp_path, monkeypatch, algorithm):
+    """Multi-tensor Adam and unchecked distributions change the time, not one bit of the agent."""
+    config = tiny_config(algorithm=algorithm, total_timesteps=512, eval_every=0)
+    fast = load_agent(train(config, tmp_path / "fast").run_dir)
+    optimizer = optimizer_of(config)
+    assert optimizer.defaults["foreach"] is True
+    assert torch.distributions.Distribution._validate_args is True  # restored after training
+
+    original = envlib.training.optimizer_kwargs
+    without_foreach = {k: v for k, v in original(algorithm).items() if k != "foreach"}
+    monkeypatch.setattr(envlib.training, "optimizer_kwargs", lambda _: without_foreach)
+    monkeypatch.setattr(envlib.training, "distribution_checks_off", contextlib.nullcontext)
+    plain_optimizer = optimizer_of(config)
+    assert plain_optimizer.defaults["foreach"] is None
+    assert plain_optimizer.defaults["eps"] == (1e-5 if algorithm == "PPO" else 1e-8)  # SB3's own choice
+    plain = load_agent(train(config, tmp_path / "plain").run_dir)
+    for p, q in zip(fast.policy.parameters(), plain.policy.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 class StopAfter(BaseCallback):
