@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize  # noqa: E402
 
 from envlib.agent import load_agent, policy_kwargs  # noqa: E402
@@ -41,6 +42,32 @@ TUTORIAL = {
         "normalize_reward": True, "frame_stack": None, "seed": 0, "eval_every": 0,
     },
 }  # fmt: skip
+
+
+class PhaseClock(BaseCallback):
+    """Wall time in PPO's two phases: collecting rollouts, and updating between them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollout_s = self.update_s = 0.0
+        self._mark: float | None = None
+
+    def _on_rollout_start(self) -> None:
+        now = time.perf_counter()
+        if self._mark is not None:  # the update after the previous rollout ended now
+            self.update_s += now - self._mark
+        self._mark = now
+
+    def _on_rollout_end(self) -> None:
+        now = time.perf_counter()
+        self.rollout_s += now - self._mark
+        self._mark = now
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # the last update
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def train_dummy(config: RunConfig, timesteps: int) -> float:
@@ -71,7 +98,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        result = train(config, Path(folder) / "tutorial")
+        phases = PhaseClock()
+        result = train(config, Path(folder) / "tutorial", callbacks=phases)
         wall = time.perf_counter() - start
         agent = load_agent(result.run_dir)
         evaluate(agent, evaluation_seeds(50))  # warm up
@@ -82,8 +110,11 @@ def main() -> None:
     batched = result.timesteps / wall
     dummy = train_dummy(config, args.dummy_timesteps)
     load_after = os.getloadavg()[0]
+    per_200k = 200_000 / result.timesteps
     figures = {
-        "tutorial_200k_wall_s": round(wall * 200_000 / result.timesteps, 2),
+        "tutorial_200k_wall_s": round(wall * per_200k, 2),
+        "rollout_200k_s": round(phases.rollout_s * per_200k, 2),
+        "update_200k_s": round(phases.update_s * per_200k, 2),
         "batched_steps_per_s": round(batched, 1),
         "dummy_steps_per_s": round(dummy, 1),
         "speedup": round(batched / dummy, 2),
@@ -96,6 +127,8 @@ def main() -> None:
     }
     rows = [
         ("tutorial config, 200k steps, batched env", f"{figures['tutorial_200k_wall_s']:.1f} s"),
+        ("  collecting rollouts (env and policy)", f"{figures['rollout_200k_s']:.1f} s"),
+        ("  PPO updates (10 epochs of 20 minibatches each)", f"{figures['update_200k_s']:.1f} s"),
         ("batched env (AresEAVecEnv), training", f"{batched:,.0f} steps/s"),
         ("DummyVecEnv of 40 AresEAEnv, training", f"{dummy:,.0f} steps/s"),
         ("speedup", f"{figures['speedup']:.1f} x"),

@@ -98,11 +98,15 @@ def make_vec_env(config: RunConfig) -> VecEnv:
 
 
 def optimizer_kwargs(algorithm: str) -> dict[str, Any]:
-    """Adam's settings as SB3 chooses them for ``algorithm``, with the multi-tensor
-    ("foreach") implementation: the same arithmetic in fewer calls (a test checks that the
-    trained parameters are identical), ~4 % less time per PPO minibatch."""
+    """Adam's settings as SB3 chooses them for ``algorithm``, run as torch's fused kernel.
+
+    The same algorithm in one call per step instead of ~10 per parameter tensor: the
+    tutorial config's 20,000 PPO minibatches take ~17 % less time. The rounding differs
+    from the per-tensor loop in the last bits, so an agent differs from plain SB3's in
+    detail, not in kind; the shipped agents were trained this way.
+    """
     eps = {"eps": 1e-5} if algorithm == "PPO" else {}  # SB3's ActorCriticPolicy sets 1e-5 for Adam
-    return {**eps, "foreach": True}
+    return {**eps, "fused": True}
 
 
 @contextlib.contextmanager

@@ -160,23 +160,20 @@ def optimizer_of(config: RunConfig) -> torch.optim.Optimizer:
 
 
 @pytest.mark.parametrize("algorithm", ["PPO", "TD3"])
-def test_the_speed_settings_train_exactly_what_plain_sb3_trains(tmp_path, monkeypatch, algorithm):
-    """Multi-tensor Adam and unchecked distributions change the time, not one bit of the agent."""
-    config = tiny_config(algorithm=algorithm, total_timesteps=512, eval_every=0)
-    fast = load_agent(train(config, tmp_path / "fast").run_dir)
-    optimizer = optimizer_of(config)
-    assert optimizer.defaults["foreach"] is True
-    assert torch.distributions.Distribution._validate_args is True  # restored after training
+def test_the_optimizer_is_sb3s_adam_as_one_fused_kernel(algorithm):
+    optimizer = optimizer_of(tiny_config(algorithm=algorithm))
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["fused"] is True
+    assert optimizer.defaults["eps"] == (1e-5 if algorithm == "PPO" else 1e-8)  # SB3's own choice
+    assert optimizer.defaults["lr"] == pytest.approx(tiny_config().train.learning_rate)
 
-    original = envlib.training.optimizer_kwargs
-    without_foreach = {k: v for k, v in original(algorithm).items() if k != "foreach"}
-    monkeypatch.setattr(envlib.training, "optimizer_kwargs", lambda _: without_foreach)
+
+def test_unchecked_distributions_change_the_time_not_one_bit_of_the_agent(tmp_path, monkeypatch):
+    config = tiny_config(total_timesteps=512, eval_every=0)
+    fast = load_agent(train(config, tmp_path / "fast").run_dir)
+    assert torch.distributions.Distribution._validate_args is True  # restored after training
     monkeypatch.setattr(envlib.training, "distribution_checks_off", contextlib.nullcontext)
-    plain_optimizer = optimizer_of(config)
-    assert plain_optimizer.defaults["foreach"] is None
-    assert plain_optimizer.defaults["eps"] == (1e-5 if algorithm == "PPO" else 1e-8)  # SB3's own choice
-    plain = load_agent(train(config, tmp_path / "plain").run_dir)
-    for p, q in zip(fast.policy.parameters(), plain.policy.parameters(), strict=True):
+    checked = load_agent(train(config, tmp_path / "checked").run_dir)
+    for p, q in zip(fast.policy.parameters(), checked.policy.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
