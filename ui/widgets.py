@@ -142,7 +142,7 @@ def target_sliders(prefix: str, default: Sequence[float]) -> np.ndarray:
 def screen_chart_figure(beam: np.ndarray, target: np.ndarray | None, *, height: int = 340) -> go.Figure:
     """The figure :func:`screen_chart` sends: envlib's screen with the image as a PNG picture.
 
-    Per slider move, the browser redraws a picture with fixed margins ~50 ms faster than a
+    Per slider move, the browser redraws a picture with fixed margins ~35 ms faster than a
     heatmap with automatic margins (which take a second layout pass).
     """
     fig = screen_figure(beam, target, height=height, image="png")
