@@ -19,6 +19,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
+import envlib.training
 from envlib.agent import load_agent
 from envlib.config import RunConfig
 from envlib.evaluation import evaluate, evaluation_seeds
@@ -31,7 +32,6 @@ from envlib.runs import (
     read_progress,
     request_stop,
 )
-import envlib.training
 from envlib.training import find_vec_normalize, make_model, make_vec_env, train
 
 ROOT = Path(__file__).resolve().parents[1]
