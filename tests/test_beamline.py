@@ -144,6 +144,18 @@ def test_batched_tracking_equals_one_call_per_beam(simulator):
     np.testing.assert_allclose(batched, single, rtol=1e-12, atol=1e-18)
 
 
+def test_tracking_without_the_marker_and_screen_gives_the_full_lattices_bits():
+    """The simulator skips two identity maps; Cheetah's full 13-element segment agrees exactly."""
+    simulator = BeamlineSimulator()
+    incoming = np.tile(INCOMING, (len(SETTINGS), 1))
+    got = simulator.track(SETTINGS, incoming, MISALIGNMENTS)
+    simulator._tracked = simulator.segment  # track through all 13 elements instead
+    simulator._magnet_key = None
+    full = simulator.track(SETTINGS, incoming, MISALIGNMENTS)
+    assert len(simulator.segment.elements) == 13
+    np.testing.assert_array_equal(got, full)
+
+
 def test_new_incoming_beams_and_misalignments_are_not_served_from_the_cache(simulator):
     """The simulator caches the incoming beam; a changed beam must still change the result."""
     magnets = np.array([[10.0, -10.0, 0.0, 5.0, 0.0]])
