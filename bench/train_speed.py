@@ -6,6 +6,13 @@ config on ``DummyVecEnv`` of 40 ``AresEAEnv`` (one Cheetah call per env and step
 tutorial's way) for a shorter budget, and evaluates the trained agent the way the Compare
 page does (5 agents x 50 seeds). Prints a table, then one JSON object as the last line.
 
+The VM's speed varies up to 2x from day to day, so the run also times the two workloads of
+``stack-notes.md`` that stand for the two phases (a single-beam Cheetah step, 2.2 ms there;
+SB3's PPO update at default settings, about 5 s per 20k timesteps there), before and after
+the training, and scales each phase by the mean ratio: ``tutorial_200k_reference_s``
+estimates the run on the machine those notes were measured on. It is an estimate (the
+machine's speed also drifts during the run); the raw wall time stays the headline figure.
+
     python bench/train_speed.py [--timesteps 200000] [--dummy-timesteps 10000]
 """
 
@@ -27,7 +34,10 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize  # noqa: E402
 
+import cheetah  # noqa: E402
+
 from envlib.agent import load_agent, policy_kwargs  # noqa: E402
+from envlib.beamline import build_segment  # noqa: E402
 from envlib.config import RunConfig  # noqa: E402
 from envlib.env import AresEAEnv  # noqa: E402
 from envlib.evaluation import evaluate, evaluation_seeds  # noqa: E402
@@ -70,6 +80,37 @@ class PhaseClock(BaseCallback):
         return True
 
 
+#: stack-notes.md, "Measured speed": one single-beam tracking step, s.
+REFERENCE_TRACK_S = 2.2e-3
+#: stack-notes.md: SB3's PPO update alone ([64, 64] MLP, default settings) per 20k timesteps, s.
+REFERENCE_UPDATE_20K_S = 5.0
+
+
+def reference_track_s(steps: int = 300, blocks: int = 5) -> float:
+    """Median time of one single-beam step through the 13-element EA segment, quad maps rebuilt, s."""
+    segment = build_segment()
+    beam = cheetah.ParameterBeam.from_parameters(energy=torch.tensor(1e8, dtype=torch.float64), dtype=torch.float64)
+    quads = (segment.AREAMQZM1, segment.AREAMQZM2, segment.AREAMQZM3)
+    times = []
+    with torch.no_grad():
+        for _ in range(blocks):
+            start = time.perf_counter()
+            for i in range(steps):
+                for j, quad in enumerate(quads):
+                    quad.k1 = torch.tensor(float((i + j) % 11 - 5), dtype=torch.float64)
+                segment.track(beam)
+            times.append((time.perf_counter() - start) / steps)
+    return sorted(times)[blocks // 2]
+
+
+def reference_update_20k_s() -> float:
+    """SB3's PPO update time per 20k timesteps at default settings (plain Adam, n_steps 2048, batch 64)."""
+    model = PPO("MlpPolicy", "Pendulum-v1", seed=0, device="cpu")
+    phases = PhaseClock()
+    model.learn(4 * model.n_steps, callback=phases)
+    return phases.update_s * 20_000 / model.num_timesteps
+
+
 def train_dummy(config: RunConfig, timesteps: int) -> float:
     """Train the same PPO on DummyVecEnv of single envs; returns steps per second."""
     train_cfg = config.train
@@ -96,6 +137,7 @@ def main() -> None:
     config = RunConfig.from_dict(
         {**config.to_dict(), "train": {**config.train.to_dict(), "total_timesteps": args.timesteps}}
     )
+    calibration = [(reference_track_s(), reference_update_20k_s())]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         phases = PhaseClock()
@@ -109,12 +151,21 @@ def main() -> None:
         evaluate_s = time.perf_counter() - start
     batched = result.timesteps / wall
     dummy = train_dummy(config, args.dummy_timesteps)
+    calibration.append((reference_track_s(), reference_update_20k_s()))
+    slow_track = sum(track for track, _ in calibration) / len(calibration) / REFERENCE_TRACK_S
+    slow_update = sum(update for _, update in calibration) / len(calibration) / REFERENCE_UPDATE_20K_S
     load_after = os.getloadavg()[0]
     per_200k = 200_000 / result.timesteps
     figures = {
         "tutorial_200k_wall_s": round(wall * per_200k, 2),
         "rollout_200k_s": round(phases.rollout_s * per_200k, 2),
         "update_200k_s": round(phases.update_s * per_200k, 2),
+        "tutorial_200k_reference_s": round((phases.rollout_s / slow_track + phases.update_s / slow_update) * per_200k, 1),
+        "machine_vs_reference_track": round(slow_track, 2),
+        "machine_vs_reference_update": round(slow_update, 2),
+        "machine_vs_reference_before_after": [
+            [round(track / REFERENCE_TRACK_S, 2), round(update / REFERENCE_UPDATE_20K_S, 2)] for track, update in calibration
+        ],
         "batched_steps_per_s": round(batched, 1),
         "dummy_steps_per_s": round(dummy, 1),
         "speedup": round(batched / dummy, 2),
@@ -129,6 +180,8 @@ def main() -> None:
         ("tutorial config, 200k steps, batched env", f"{figures['tutorial_200k_wall_s']:.1f} s"),
         ("  collecting rollouts (env and policy)", f"{figures['rollout_200k_s']:.1f} s"),
         ("  PPO updates (10 epochs of 20 minibatches each)", f"{figures['update_200k_s']:.1f} s"),
+        ("this machine vs stack-notes: Cheetah step / PPO update", f"{slow_track:.2f} x / {slow_update:.2f} x slower"),
+        ("tutorial 200k, phases scaled to the stack-notes machine", f"{figures['tutorial_200k_reference_s']:.1f} s"),
         ("batched env (AresEAVecEnv), training", f"{batched:,.0f} steps/s"),
         ("DummyVecEnv of 40 AresEAEnv, training", f"{dummy:,.0f} steps/s"),
         ("speedup", f"{figures['speedup']:.1f} x"),
