@@ -174,3 +174,37 @@ def test_a_damaged_run_gets_a_clear_message_not_a_crash(runs_dir, tmp_path, monk
     at.run()
     assert not at.exception, at.exception
     assert any("model.zip" in e.value and "not a valid" in e.value for e in at.error)
+
+
+def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwards(runs_dir):
+    import pandas as pd
+
+    from envlib.agent import load_agent
+    from envlib.compare import FLAG_LABELS, available_agents, compare
+    from ui import compare as ui
+
+    choices = [c for c in available_agents(runs_dir).choices if c.key in AGENTS]
+    result = compare({c.label: load_agent(c.run_dir) for c in choices}, [5])
+    normal = ui.screens_figure(result)
+    assert normal.layout.height == ui.SCREENS_HEIGHT
+    # Five agents share the width: every line fits a fifth of it, and no word is lost.
+    flags = pd.DataFrame({"step": [2, 3, 3], "flag": ["blown_up", "left_screen", "aborted"]})
+    lines = ui._flag_lines(flags, step=25, last=3, n_agents=5)
+    assert max(len(line) for line in lines) <= ui.SCREENS_FLAG_CHARS // 5
+    assert " ".join(lines).split() == " ".join(
+        [f"⚠ step {s}: {FLAG_LABELS[f]}" for s, f in zip(flags["step"], flags["flag"])] + ["episode over after 3 steps"]
+    ).split()
+    # Ten flags on one agent: the figure grows by one line height per line beyond six, and the
+    # screens keep their size in px.
+    for step in range(10):
+        result.flags.loc[len(result.flags)] = ["pixels-delta", 0, "pinned", step, "made up"]
+    tall = ui.screens_figure(result)
+    lines = max(len(ui._flag_lines(f, 25, 25, 2)) for _, f in result.flags.groupby("agent"))
+    assert lines >= 10
+    assert tall.layout.height == ui.SCREENS_HEIGHT + (lines - ui.SCREENS_FLAG_LINES) * ui.SCREENS_FLAG_LINE_PX
+
+    def screen_px(figure):
+        bottom, top = figure.layout.yaxis.domain
+        return (top - bottom) * (figure.layout.height - ui.SCREENS_MARGIN_PX)
+
+    assert screen_px(tall) == pytest.approx(screen_px(normal))

@@ -13,6 +13,7 @@ import base64
 import functools
 import html
 import secrets
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,15 +65,21 @@ SEED_MAX = 2**31 - 1
 DEFAULT_SEED = 6
 #: Milliseconds each step stays on the screens while Play runs.
 PLAY_FRAME_MS = 600
-#: Height in px of a panel's settings and formula, the same in every panel.
-SETUP_HEIGHT = 190
 #: Camera binning of the screens' images in the animation: 32 gives 76 x 63 cells of
 #: 0.1 mm (the ellipses show sizes exactly), about 6 kB per screen and step.
 SCREENS_BINNING = 32
 SCREENS_HEIGHT = 540
 #: Paper coordinates of the screens in the figure (the rest holds readouts and the slider).
 SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
+#: Flag lines that fit under the screens at SCREENS_HEIGHT; each further one adds px.
+SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 6, 18
+#: Vertical margins (top + bottom) of the screens figure, px.
+SCREENS_MARGIN_PX = 40
 SCREENS_GAP = 0.02
+#: Characters per line of a screen's flag list across the figure's width (14 px text on
+#: a ~900 px wide figure, a 1366-pixel laptop screen with the sidebar open), shared by
+#: the agents: five agents get 22 characters each.
+SCREENS_FLAG_CHARS = 110
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
@@ -249,15 +256,17 @@ def agent_title(i: int, choice: AgentChoice) -> None:
 
 
 def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
-    """The agent's settings and reward formula, in a box of the same height in every panel.
+    """The agent's settings and reward formula, at their full height.
+
+    No fixed-height box: with five agents on a 1366-pixel screen a box that aligned the
+    panels scrolled, and hid the reward formula, which is the lesson.
 
     :param show_objective: also the formula of obj (off when the page shows one for all).
     """
-    with st.container(height=SETUP_HEIGHT if not show_objective else SETUP_HEIGHT + 60, border=False):
-        st.markdown(setup_markdown(choice.config.env, training_run=not choice.key.startswith("pretrained/")))
-        st.latex(reward_formula(choice.config.env))
-        if show_objective and choice.config.env.reward_mode != "custom":
-            st.latex(objective_latex(choice.config.env.objective_terms))
+    st.markdown(setup_markdown(choice.config.env, training_run=not choice.key.startswith("pretrained/")))
+    st.latex(reward_formula(choice.config.env))
+    if show_objective and choice.config.env.reward_mode != "custom":
+        st.latex(objective_latex(choice.config.env.objective_terms))
 
 
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
@@ -418,8 +427,48 @@ def _first_episode(comparison: Comparison) -> dict[str, tuple[pd.DataFrame, pd.D
     }
 
 
+def _wrapped(lines: Sequence[str], width: int) -> list[str]:
+    """``lines`` broken at spaces to at most ``width`` characters, continuations indented.
+
+    Plotly does not wrap annotation text, and a flag list wider than its screen ran over
+    the next agent's.
+    """
+    wrapped: list[str] = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, max(width, 12), subsequent_indent="\u2003")
+    return wrapped
+
+
+def _flag_lines(flags: pd.DataFrame, step: int, last: int, n_agents: int) -> list[str]:
+    """One agent's flag list under its screen at ``step``, wrapped to its share of the width."""
+    lines = [f"⚠ step {f.step}: {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
+    if step > last:
+        lines.append(f"episode over after {last} steps")
+    return _wrapped(lines, SCREENS_FLAG_CHARS // n_agents)
+
+
+def _screens_scale(episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[int, float]:
+    """Height of the screens figure in px and the factor that keeps its top part's size.
+
+    The figure grows downwards when a flag list (longest at the last step) needs more
+    lines than fit; the factor maps fractions of SCREENS_HEIGHT's plot area onto the taller one.
+    """
+    n = len(episode)
+    n_steps = max(int(trace["step"].iloc[-1]) for trace, _ in episode.values())
+    longest = max(
+        len(_flag_lines(flags, n_steps, int(trace["step"].iloc[-1]), n)) for trace, flags in episode.values()
+    )
+    height = SCREENS_HEIGHT + max(0, longest - SCREENS_FLAG_LINES) * SCREENS_FLAG_LINE_PX
+    return height, (SCREENS_HEIGHT - SCREENS_MARGIN_PX) / (height - SCREENS_MARGIN_PX)
+
+
+def _from_top(fraction: float, scale: float) -> float:
+    """A paper y fraction of the SCREENS_HEIGHT figure, at the same px from the top in a taller one."""
+    return 1 - (1 - fraction) * scale
+
+
 def screens_frame(
-    episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]], step: int, error: str = "mae_focus"
+    episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]], step: int, error: str = "mae_focus", scale: float = 1.0
 ) -> tuple[list[dict], list[dict]]:
     """Traces and annotations of every agent's subplot at ``step``.
 
@@ -428,6 +477,7 @@ def screens_frame(
     earlier stays at its last step.
 
     :param episode: agent name -> (trace indexed by step, flags), see :func:`_first_episode`.
+    :param scale: see :func:`_screens_scale`.
     """
     n = len(episode)
     width = (1 - SCREENS_GAP * (n - 1)) / n
@@ -439,18 +489,16 @@ def screens_frame(
         data += traces
         x0 = (k - 1) * (width + SCREENS_GAP)
         reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
-        lines = [f"⚠ step {f.step}: {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
-        if step > last:
-            lines.append(f"episode over after {last} steps")
+        lines = _flag_lines(flags, step, last, n)
         text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
         annotations += [
             dict(text, y=1.0, yanchor="bottom", text=f"<b>{html.escape(name)}</b>",
                  font=dict(size=18, color=_marker_color(k - 1))),
             *off,
-            dict(text, y=SCREENS_BOTTOM - 0.02, font=dict(size=14, color="black"),
+            dict(text, y=_from_top(SCREENS_BOTTOM - 0.02, scale), font=dict(size=14, color="black"),
                  text=f"step <b>{int(row['step'])}</b>/{last} · reward <b>{reward}</b><br>"
                       f"{error} <b>{length_text(row[error])}</b>"),
-            dict(text, y=SCREENS_BOTTOM - 0.14, borderpad=5,
+            dict(text, y=_from_top(SCREENS_BOTTOM - 0.14, scale), borderpad=5,
                  text="<br>".join(lines) if lines else ("✓ no flag" if step >= last else "✓ no flag so far"),
                  font=dict(size=14, color=FLAG_RED if lines else NO_FLAG_GREEN),
                  bgcolor="rgba(255,43,43,0.10)" if lines else "rgba(33,195,84,0.10)"),
@@ -469,14 +517,15 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
     width = (1 - SCREENS_GAP * (n - 1)) / n
     episode = _first_episode(comparison)
     n_steps = max(int(trace["step"].iloc[-1]) for trace, _ in episode.values())
+    height, scale = _screens_scale(episode)
     frames, data = [], []
     for step in range(n_steps + 1):
-        data, annotations = screens_frame(episode, step, error)
+        data, annotations = screens_frame(episode, step, error, scale)
         changed = [{key: t[key] for key in _FRAME_KEYS[t["type"]]} for t in data]
         frames.append(dict(name=str(step), data=changed, layout=dict(annotations=annotations)))
     single = screen_spec(np.zeros(4), binning=SCREENS_BINNING)["layout"]
     layout: dict = dict(
-        height=SCREENS_HEIGHT, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, plot_bgcolor="rgb(68,1,84)",
+        height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, plot_bgcolor="rgb(68,1,84)",
         font=dict(size=12), annotations=frames[-1]["layout"]["annotations"], shapes=[],
     )  # fmt: skip
     for k in range(1, n + 1):
@@ -486,7 +535,7 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
             "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout[f"yaxis{'' if k == 1 else k}"] = {
-            **single["yaxis"], "domain": [SCREENS_BOTTOM, SCREENS_TOP], "anchor": _axis("x", k),
+            **single["yaxis"], "domain": [_from_top(SCREENS_BOTTOM, scale), _from_top(SCREENS_TOP, scale)], "anchor": _axis("x", k),
             "scaleanchor": _axis("x", k), "title": None, "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout["shapes"] += [_on_axes({**shape, "xref": "x", "yref": "y"}, k) for shape in single["shapes"]]
