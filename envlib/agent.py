@@ -51,11 +51,27 @@ def policy_spaces(config: RunConfig) -> tuple[spaces.Box, spaces.Box]:
     return stacked, action_space
 
 
+class _NoOptimizer:
+    """Stands in for Adam in a policy that only acts.
+
+    SB3 builds an optimizer in every policy, and the first torch optimizer of a process
+    imports ``torch._dynamo`` (~1.8 s): the first Compare run on a fresh server waited for it.
+    """
+
+    def __init__(self, params: Any, lr: float, **kwargs: Any) -> None:
+        del params, lr, kwargs
+
+
 def build_policy(config: RunConfig) -> BasePolicy:
-    """A freshly initialised policy network of the shape ``config`` trains (CPU)."""
+    """A freshly initialised policy network of the shape ``config`` trains (CPU), for acting only.
+
+    It has no optimizer (``policy.optimizer`` is a stand-in); training builds its own
+    policy through SB3.
+    """
     obs_space, action_space = policy_spaces(config)
     policy_class = ALGORITHMS[config.train.algorithm].policy_aliases["MlpPolicy"]
-    policy = policy_class(obs_space, action_space, lambda _: 0.0, **policy_kwargs(config.train))
+    kwargs = {**policy_kwargs(config.train), "optimizer_class": _NoOptimizer}
+    policy = policy_class(obs_space, action_space, lambda _: 0.0, **kwargs)
     return policy.to("cpu")
 
 

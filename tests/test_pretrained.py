@@ -86,3 +86,21 @@ def test_the_readme_shows_every_agents_scores(scores):
     assert readme_table() in readme
     for agent in AGENTS:
         assert f"{scores[agent.id]['metrics']['mean_final_mae_focus']:.2e}" in readme
+
+
+def test_loading_every_agent_builds_no_optimizer_and_never_imports_torch_dynamo():
+    """An agent only acts: the first torch optimizer of a process imports torch._dynamo (~2 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from envlib.agent import load_agent\n"
+        "from envlib.pretrained import PRETRAINED\n"
+        "for agent in PRETRAINED.values():\n"
+        "    assert not hasattr(load_agent(agent.path).policy.optimizer, 'step')\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=PRETRAINED_DIR.parent, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
