@@ -73,8 +73,9 @@ SCREENS_HEIGHT = 540
 SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
 #: Flag lines that fit under the screens at SCREENS_HEIGHT; each further one adds px.
 SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 6, 18
+SCREENS_MARGIN = dict(l=10, r=10, t=30, b=10)
 #: Vertical margins (top + bottom) of the screens figure, px.
-SCREENS_MARGIN_PX = 40
+SCREENS_MARGIN_PX = SCREENS_MARGIN["t"] + SCREENS_MARGIN["b"]
 SCREENS_GAP = 0.02
 #: Characters per line of a screen's flag list across the figure's width (14 px text on
 #: a ~900 px wide figure, a 1366-pixel laptop screen with the sidebar open), shared by
@@ -525,7 +526,7 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
         frames.append(dict(name=str(step), data=changed, layout=dict(annotations=annotations)))
     single = screen_spec(np.zeros(4), binning=SCREENS_BINNING)["layout"]
     layout: dict = dict(
-        height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, plot_bgcolor="rgb(68,1,84)",
+        height=height, margin=SCREENS_MARGIN, showlegend=False, plot_bgcolor="rgb(68,1,84)",
         font=dict(size=12), annotations=frames[-1]["layout"]["annotations"], shapes=[],
     )  # fmt: skip
     for k in range(1, n + 1):
