@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cheetah
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize  # noqa: E402
-
-import cheetah  # noqa: E402
 
 from envlib.agent import load_agent, policy_kwargs  # noqa: E402
 from envlib.beamline import build_segment  # noqa: E402

@@ -101,6 +101,8 @@ def test_loading_every_agent_builds_no_optimizer_and_never_imports_torch_dynamo(
         "    assert not hasattr(load_agent(agent.path).policy.optimizer, 'step')\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PRETRAINED_DIR.parent, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PRETRAINED_DIR.parent, capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
