@@ -541,7 +541,7 @@ def history_figures(
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
                      "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{name}: all four",
                      "legendgroup": name})  # fmt: skip
-    layout = {"title": "Evaluation on fixed seeds: mean final MAE (µm)", "xaxis_title": "timesteps", "yaxis_type": "log"}
+    layout = {"title": "Final MAE on fixed seeds (µm)", "xaxis_title": "timesteps", "yaxis_type": "log"}
     figures.append(go.Figure(data=data, layout={**layout, **_LAYOUT}))
     return tuple(figures)
 
