@@ -428,34 +428,27 @@ def _first_episode(comparison: Comparison) -> dict[str, tuple[pd.DataFrame, pd.D
     }
 
 
-def _wrapped(lines: Sequence[str], width: int) -> list[str]:
-    """``lines`` broken at spaces to at most ``width`` characters, continuations indented.
-
-    Plotly does not wrap annotation text, and a flag list wider than its screen ran over
-    the next agent's.
-    """
-    wrapped: list[str] = []
-    for line in lines:
-        wrapped += textwrap.wrap(line, max(width, 12), subsequent_indent="\u2003")
-    return wrapped
-
-
 def _flag_lines(flags: pd.DataFrame, step: int, last: int, n_agents: int) -> list[str]:
-    """One agent's flag list under its screen at ``step``, wrapped to its share of the width."""
+    """One agent's flag list under its screen at ``step``, wrapped to its share of the width.
+
+    Plotly does not wrap annotation text, and an unwrapped list ran over the next agent's;
+    continuation lines are indented.
+    """
     lines = [f"⚠ step {f.step}: {FLAG_LABELS[f.flag]}" for f in flags[flags["step"] <= step].itertuples()]
     if step > last:
         lines.append(f"episode over after {last} steps")
-    return _wrapped(lines, SCREENS_FLAG_CHARS // n_agents)
+    width = SCREENS_FLAG_CHARS // n_agents
+    return [part for line in lines for part in textwrap.wrap(line, width, subsequent_indent="\u2003")]
 
 
-def _screens_scale(episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[int, float]:
+def _screens_scale(episode: dict[str, tuple[pd.DataFrame, pd.DataFrame]], n_steps: int) -> tuple[int, float]:
     """Height of the screens figure in px and the factor that keeps its top part's size.
 
-    The figure grows downwards when a flag list (longest at the last step) needs more
-    lines than fit; the factor maps fractions of SCREENS_HEIGHT's plot area onto the taller one.
+    The figure grows downwards when a flag list (longest at the last step, ``n_steps``)
+    needs more lines than fit; the factor maps fractions of SCREENS_HEIGHT's plot area
+    onto the taller one.
     """
     n = len(episode)
-    n_steps = max(int(trace["step"].iloc[-1]) for trace, _ in episode.values())
     longest = max(
         len(_flag_lines(flags, n_steps, int(trace["step"].iloc[-1]), n)) for trace, flags in episode.values()
     )
@@ -518,7 +511,7 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
     width = (1 - SCREENS_GAP * (n - 1)) / n
     episode = _first_episode(comparison)
     n_steps = max(int(trace["step"].iloc[-1]) for trace, _ in episode.values())
-    height, scale = _screens_scale(episode)
+    height, scale = _screens_scale(episode, n_steps)
     frames, data = [], []
     for step in range(n_steps + 1):
         data, annotations = screens_frame(episode, step, error, scale)
