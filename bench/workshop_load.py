@@ -1,0 +1,175 @@
+"""A room of students on one server: how fast the Playground answers while many move magnets.
+
+Starts ``streamlit run app.py`` (the repo's config, a free localhost port) and connects
+simulated students over Streamlit's websocket protocol (``tests/streamlit_client.py``: the
+messages a browser sends and receives, without drawing them). For each room size:
+
+1. everyone opens the Playground at the same moment (the start of an exercise);
+2. ``--seconds`` of steady work: each student moves a random magnet slider, waits for the
+   answer, then thinks for a random time (exponential, mean ``--think`` s) before the next;
+3. ``--bursts`` times, everyone moves a slider at the same instant ("now all move Q1").
+
+A move is timed from sending it until the server's ``script_finished`` (new screen, table
+and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
+Each move is checked to bring a new screen and table. The server's CPU time comes from
+``/proc``; the clients run in this process on the same 2 cores, so their CPU share is
+printed too. A room of one is the peer (a student alone, moving every ~0.5 s):
+``*_vs_1`` are ratios to it. ``--servers 2`` starts two servers and shares the students
+between them round-robin (what a host can do by hand: a second ``make run`` on another
+port with its own ``ARES_RUNS_DIR``).
+
+    python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3] [--servers 1]
+
+Prints a table; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
+
+from browser_support import StreamlitServer, streamlit_server  # noqa: E402
+from playground_latency import random_moves  # noqa: E402
+from streamlit_client import ScriptRun, StudentClient  # noqa: E402
+
+MOVES_PER_STUDENT = 2_000  # more than any run makes
+PEER_THINK_S = 0.5  # the room of one: a student alone, moving every ~0.5 s (~40 moves in 20 s)
+
+
+def servers_cpu_s(servers: list[StreamlitServer]) -> float:
+    """User + system CPU seconds of the server processes so far, all together (Linux ``/proc``)."""
+    total = 0.0
+    for server in servers:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def percentile_ms(samples_s: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples_s) * 1e3, q)) if samples_s else float("nan")
+
+
+class Student:
+    """One simulated student: a session, and the random moves they will make."""
+
+    def __init__(self, client: StudentClient, seed: int) -> None:
+        self.client = client
+        self.moves = iter(random_moves(MOVES_PER_STUDENT, seed=seed))
+
+    async def move(self) -> float:
+        """Move the next magnet slider; seconds until the answer arrived."""
+        label, value = next(self.moves)
+        run = await self.client.set_slider(self.client.slider(f"pg.magnet.{label}"), value)
+        _check_move(run)
+        return run.seconds
+
+
+def _check_move(run: ScriptRun) -> None:
+    if len(run.of_kind("plotly_chart")) != 1 or len(run.of_kind("table")) != 1:
+        raise RuntimeError(f"a move did not bring one screen and one table: {[k for k, _, _ in run.elements]}")
+
+
+async def room(servers: list[StreamlitServer], n: int, seconds: float, think: float, bursts: int) -> dict[str, float]:
+    """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring."""
+    rng = np.random.default_rng(n)
+    async with contextlib.AsyncExitStack() as stack:
+        urls = [servers[i % len(servers)].url for i in range(n)]
+        clients = [await stack.enter_async_context(StudentClient.connect(url)) for url in urls]
+        students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
+        opened = await asyncio.gather(*(c.open_page() for c in clients))
+        page_s = [run.seconds for run in opened]
+
+        moves: list[float] = []
+        deadline = time.perf_counter() + seconds
+
+        async def work(student: Student) -> None:
+            await asyncio.sleep(rng.uniform(0, think))  # students do not start in step
+            while time.perf_counter() < deadline:
+                moves.append(await student.move())
+                # A pause past the deadline would only stretch the phase's wall time.
+                await asyncio.sleep(min(rng.exponential(think), max(0.0, deadline - time.perf_counter())))
+
+        cpu0, client0, wall0 = servers_cpu_s(servers), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(work(s) for s in students))
+        wall = time.perf_counter() - wall0
+        server_cores = (servers_cpu_s(servers) - cpu0) / wall
+        client_cores = (time.process_time() - client0) / wall
+
+        burst: list[float] = []
+        for _ in range(bursts):
+            burst += await asyncio.gather(*(s.move() for s in students))
+            await asyncio.sleep(1.0)
+    return {
+        "page_p50_ms": percentile_ms(page_s, 50),
+        "page_max_ms": percentile_ms(page_s, 100),
+        "move_p50_ms": percentile_ms(moves, 50),
+        "move_p95_ms": percentile_ms(moves, 95),
+        "move_max_ms": percentile_ms(moves, 100),
+        "moves_per_s": len(moves) / wall,
+        "burst_p50_ms": percentile_ms(burst, 50),
+        "burst_max_ms": percentile_ms(burst, 100),
+        "server_cores": server_cores,
+        "client_cores": client_cores,
+    }
+
+
+async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) -> dict[int, dict[str, float]]:
+    for server in servers:
+        async with StudentClient.connect(server.url) as warm:  # imports and caches: not a student's wait
+            await warm.open_page()
+    rooms = {}
+    for n in args.students:
+        think = PEER_THINK_S if n == 1 else args.think
+        rooms[n] = await room(servers, n, args.seconds, think, args.bursts)
+    return rooms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, nargs="+", default=[1, 10, 30, 60, 100], help="room sizes")
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady phase per room")
+    parser.add_argument("--think", type=float, default=2.0, help="mean pause between a student's moves, s")
+    parser.add_argument("--bursts", type=int, default=3, help="moves by everyone at the same instant")
+    parser.add_argument("--servers", type=int, default=1, help="app servers, students shared round-robin")
+    args = parser.parse_args()
+    if 1 not in args.students:
+        args.students = [1, *args.students]  # the peer of every ratio
+
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(streamlit_server(Path(logs))) for _ in range(args.servers)]
+        rooms = asyncio.run(run_rooms(servers, args))
+
+    print(f"Workshop load: Playground slider moves, {os.cpu_count()} CPUs, load {load:.2f} before, "
+          f"{args.servers} server(s), think {args.think:g} s, {args.seconds:g} s per room")  # fmt: skip
+    print(f"{'students':>8} {'open p50/max ms':>16} {'move p50/p95/max ms':>22} {'moves/s':>8} "
+          f"{'burst p50/max ms':>17} {'server cores':>13} {'client cores':>13}")  # fmt: skip
+    figures: dict[str, float] = {
+        "cpu_load_1min": load, "servers": args.servers, "think_s": args.think, "seconds_per_room": args.seconds,
+    }  # fmt: skip
+    one = rooms[1]
+    for n, r in rooms.items():
+        opened = f"{r['page_p50_ms']:.0f} / {r['page_max_ms']:.0f}"
+        moved = f"{r['move_p50_ms']:.0f} / {r['move_p95_ms']:.0f} / {r['move_max_ms']:.0f}"
+        burst = f"{r['burst_p50_ms']:.0f} / {r['burst_max_ms']:.0f}"
+        print(f"{n:>8} {opened:>16} {moved:>22} {r['moves_per_s']:>8.1f} {burst:>17} "
+              f"{r['server_cores']:>13.2f} {r['client_cores']:>13.2f}")  # fmt: skip
+        figures |= {f"room{n}_{key}": round(value, 3) for key, value in r.items()}
+        figures[f"room{n}_move_p95_vs_1"] = round(r["move_p95_ms"] / one["move_p95_ms"], 2)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
