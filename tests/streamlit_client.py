@@ -98,7 +98,11 @@ class StudentClient:
             raise KeyError(f"no slider with key {key!r} on the page; seen: {sorted(self.sliders)}") from None
 
     async def set_slider(self, slider: Slider, value: float) -> ScriptRun:
-        """Move ``slider`` to ``value`` as the browser does: rerun its fragment (or the page)."""
+        """Move ``slider`` to ``value``: rerun its fragment (or the page), as the browser does.
+
+        A browser sends every widget's state; this sends the moved slider's only, and the
+        server keeps the others' last values.
+        """
         message = BackMsg()
         message.rerun_script.fragment_id = slider.fragment_id
         state = message.rerun_script.widget_states.widgets.add()
