@@ -208,3 +208,41 @@ def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwar
         return (top - bottom) * (figure.layout.height - ui.SCREENS_MARGIN_PX)
 
     assert screen_px(tall) == pytest.approx(screen_px(normal))
+
+
+def test_two_sessions_heavy_runs_take_turns_on_the_server(runs_dir, monkeypatch):
+    """Side by side they would share one core (the GIL) and both finish late; in turns the first finishes early."""
+    import threading
+    import time
+
+    from envlib.compare import available_agents
+    from ui import compare as ui
+
+    running, most = 0, 0
+    real_compare = ui.compare
+
+    def probed_compare(*args, **kwargs):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        time.sleep(0.3)  # both sessions are surely inside at once unless one waits its turn
+        try:
+            return real_compare(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(ui, "compare", probed_compare)
+    choices = [c for c in available_agents(runs_dir).choices if c.key in AGENTS]
+    request = ui.agent_request(choices)
+    results = {}
+
+    def session(seed: int) -> None:
+        results[seed] = ui.run_comparison(request, (seed,), "tutorial")
+
+    sessions = [threading.Thread(target=session, args=(seed,)) for seed in (914_001, 914_002)]
+    for thread in sessions:
+        thread.start()
+    for thread in sessions:
+        thread.join(timeout=120)
+    assert sorted(results) == [914_001, 914_002], "both sessions got their comparison"
+    assert most == 1, "the two heavy runs overlapped"

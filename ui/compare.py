@@ -45,7 +45,7 @@ from envlib.figures import screen_spec
 from envlib.jobs import runs_dir_from_environment
 from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
-from ui.common import shared_simulator
+from ui.common import heavy_work_gate, shared_simulator
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -125,8 +125,9 @@ def run_comparison(
     :param keep_traces: False drops the step-by-step traces (an evaluation's table and plot
         need only the per-episode results; 200 seeds of traces weigh ~1 MB per agent).
     """
-    loaded = {label: _agent(run_dir, version) for label, run_dir, version in agents}
-    result = compare(loaded, seeds, scenario=scenario, simulator=shared_simulator())
+    with heavy_work_gate():
+        loaded = {label: _agent(run_dir, version) for label, run_dir, version in agents}
+        result = compare(loaded, seeds, scenario=scenario, simulator=shared_simulator())
     if not keep_traces:
         result.traces = result.traces.iloc[:0]
     return result
@@ -568,7 +569,9 @@ def screens_figure_cached(
     A resource, not data: ``st.cache_data`` would unpickle (and so re-validate) the ~1 MB
     figure on every rerun. The figure is only read (``st.plotly_chart`` copies it).
     """
-    return screens_figure(run_comparison(agents, (seed,), scenario), error)
+    comparison = run_comparison(agents, (seed,), scenario)  # takes the gate itself on a miss
+    with heavy_work_gate():
+        return screens_figure(comparison, error)
 
 
 def length_text(metres: float) -> str:
@@ -755,7 +758,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     if request is None:
         return
     agents, episodes, scenario_done = request
-    with st.spinner(f"{len(agents)} agents × {episodes} episodes …"):
+    with st.spinner(f"{len(agents)} agents × {episodes} episodes (after any other session's run: one at a time) …"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     st.markdown(f"**{len(agents)} agents on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
