@@ -9,6 +9,10 @@ messages a browser sends and receives, without drawing them). For each room size
    answer, then thinks for a random time (exponential, mean ``--think`` s) before the next;
 3. ``--bursts`` times, everyone moves a slider at the same instant ("now all move Q1").
 
+With ``--evaluators K``, K more sessions open the Compare page during step 2, run the
+tutorial's agents side by side and evaluate them on 200, 199, ... seeds (the heaviest thing
+a student can ask for); the table then also gives when their evaluations finished.
+
 A move is timed from sending it until the server's ``script_finished`` (new screen, table
 and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
 Each move is checked to bring a new screen and table. The server's CPU time comes from
@@ -18,7 +22,8 @@ printed too. A room of one is the peer (a student alone, moving every ~0.5 s):
 between them round-robin (what a host can do by hand: a second ``make run`` on another
 port with its own ``ARES_RUNS_DIR``).
 
-    python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3] [--servers 1]
+    python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3]
+                                  [--servers 1] [--evaluators 0]
 
 Prints a table; the last line is one JSON object.
 """
@@ -43,6 +48,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 from browser_support import StreamlitServer, streamlit_server  # noqa: E402
 from playground_latency import random_moves  # noqa: E402
 from streamlit_client import ScriptRun, StudentClient  # noqa: E402
+
+from ui.compare import MAX_EPISODES  # noqa: E402
 
 MOVES_PER_STUDENT = 2_000  # more than any run makes
 PEER_THINK_S = 0.5  # the room of one: a student alone, moving every ~0.5 s (~40 moves in 20 s)
@@ -81,12 +88,33 @@ def _check_move(run: ScriptRun) -> None:
         raise RuntimeError(f"a move did not bring one screen and one table: {[k for k, _, _ in run.elements]}")
 
 
-async def room(servers: list[StreamlitServer], n: int, seconds: float, think: float, bursts: int) -> dict[str, float]:
-    """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring."""
+async def evaluate_on_compare(client: StudentClient, episodes: int) -> float:
+    """Open Compare, run the default agents side by side, then evaluate them on ``episodes`` seeds.
+
+    :return: seconds from pressing "Evaluate" until its table arrived.
+    """
+    await client.open_page("compare")
+    await client.click("Run side by side")
+    await client.set_number("Episodes N", episodes)
+    run = await client.click("Evaluate on")
+    if not run.of_kind("dataframe"):
+        raise RuntimeError("an evaluation brought no table")
+    return run.seconds
+
+
+async def room(
+    servers: list[StreamlitServer], n: int, seconds: float, think: float, bursts: int, evaluators: int = 0
+) -> dict[str, float]:
+    """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring.
+
+    :param evaluators: sessions more that each evaluate the tutorial's agents on Compare
+        (on 200, 199, ... seeds: no two share a cache entry) while the room works.
+    """
     rng = np.random.default_rng(n)
     async with contextlib.AsyncExitStack() as stack:
         urls = [servers[i % len(servers)].url for i in range(n)]
         clients = [await stack.enter_async_context(StudentClient.connect(url)) for url in urls]
+        heavy = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(evaluators)]
         students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
         opened = await asyncio.gather(*(c.open_page() for c in clients))
         page_s = [run.seconds for run in opened]
@@ -102,7 +130,10 @@ async def room(servers: list[StreamlitServer], n: int, seconds: float, think: fl
                 await asyncio.sleep(min(rng.exponential(think), max(0.0, deadline - time.perf_counter())))
 
         cpu0, client0, wall0 = servers_cpu_s(servers), time.process_time(), time.perf_counter()
-        await asyncio.gather(*(work(s) for s in students))
+        *_, evaluations = await asyncio.gather(
+            *(work(s) for s in students),
+            asyncio.gather(*(evaluate_on_compare(c, MAX_EPISODES - j) for j, c in enumerate(heavy))),
+        )
         wall = time.perf_counter() - wall0
         server_cores = (servers_cpu_s(servers) - cpu0) / wall
         client_cores = (time.process_time() - client0) / wall
@@ -122,6 +153,7 @@ async def room(servers: list[StreamlitServer], n: int, seconds: float, think: fl
         "burst_max_ms": percentile_ms(burst, 100),
         "server_cores": server_cores,
         "client_cores": client_cores,
+        **({"evaluation_first_s": min(evaluations), "evaluation_last_s": max(evaluations)} if evaluations else {}),
     }
 
 
@@ -132,7 +164,7 @@ async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) ->
     rooms = {}
     for n in args.students:
         think = PEER_THINK_S if n == 1 else args.think
-        rooms[n] = await room(servers, n, args.seconds, think, args.bursts)
+        rooms[n] = await room(servers, n, args.seconds, think, args.bursts, 0 if n == 1 else args.evaluators)
     return rooms
 
 
@@ -143,6 +175,9 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=2.0, help="mean pause between a student's moves, s")
     parser.add_argument("--bursts", type=int, default=3, help="moves by everyone at the same instant")
     parser.add_argument("--servers", type=int, default=1, help="app servers, students shared round-robin")
+    parser.add_argument(
+        "--evaluators", type=int, default=0, help="sessions evaluating agents on Compare meanwhile (first server)"
+    )
     args = parser.parse_args()
     if 1 not in args.students:
         args.students = [1, *args.students]  # the peer of every ratio
@@ -168,6 +203,10 @@ def main() -> None:
               f"{r['server_cores']:>13.2f} {r['client_cores']:>13.2f}")  # fmt: skip
         figures |= {f"room{n}_{key}": round(value, 3) for key, value in r.items()}
         figures[f"room{n}_move_p95_vs_1"] = round(r["move_p95_ms"] / one["move_p95_ms"], 2)
+    for n, r in rooms.items():
+        if "evaluation_first_s" in r:
+            print(f"room of {n}: {args.evaluators} evaluations on Compare meanwhile, the first finished after "
+                  f"{r['evaluation_first_s']:.1f} s, the last after {r['evaluation_last_s']:.1f} s")  # fmt: skip
     print(json.dumps(figures))
 
 

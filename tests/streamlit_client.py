@@ -8,10 +8,11 @@ real server without a Chromium per student. What a browser adds on top (drawing 
 is measured by the browser tests and ``bench/playground_latency.py``.
 
     async with StudentClient.connect(server.url) as student:
-        page = await student.open_page()
-        q1 = student.slider("pg.magnet.Q1")
-        run = await student.set_slider(q1, 25.0)
+        page = await student.open_page()  # the app's default page, the Playground
+        run = await student.set_slider(student.slider("pg.magnet.Q1"), 25.0)
         run.table()  # the beam table as a DataFrame
+        await student.open_page("compare")
+        await student.click("Run side by side")
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ class ScriptRun:
     def of_kind(self, kind: str) -> list[Element]:
         return [element for k, element, _ in self.elements if k == kind]
 
-    def table(self, index: int = 0) -> pd.DataFrame:
-        """The ``index``-th ``st.table`` of the run, decoded from its Arrow bytes."""
-        data = self.of_kind("table")[index].table.arrow_data.data
-        return pa.ipc.open_stream(data).read_pandas()
+    def table(self, index: int = 0, kind: str = "table") -> pd.DataFrame:
+        """The ``index``-th ``st.table`` (or ``st.dataframe``: ``kind="dataframe"``) of the run."""
+        element = self.of_kind(kind)[index]
+        return pa.ipc.open_stream(getattr(element, kind).arrow_data.data).read_pandas()
 
 
 class StudentClient:
@@ -74,6 +75,11 @@ class StudentClient:
     def __init__(self, websocket: websockets.ClientConnection) -> None:
         self._ws = websocket
         self.sliders: dict[str, Slider] = {}
+        #: Buttons and number inputs by label, as last drawn: (kind, widget id).
+        self.inputs: dict[str, tuple[str, str]] = {}
+        #: The app's pages: URL path -> page script hash (from Streamlit's navigation message).
+        self.pages: dict[str, str] = {}
+        self._page_hash = ""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -83,11 +89,33 @@ class StudentClient:
         async with websockets.connect(ws_url, max_size=None, open_timeout=30) as websocket:
             yield cls(websocket)
 
-    async def open_page(self, page_script_hash: str = "") -> ScriptRun:
-        """Run the page as a browser does when it opens it ('' = the app's default page)."""
-        message = BackMsg()
-        message.rerun_script.query_string = ""
-        message.rerun_script.page_script_hash = page_script_hash
+    async def open_page(self, url_path: str = "") -> ScriptRun:
+        """Open a page as a browser does: ``""`` is the app's default page, else its URL path."""
+        if url_path and not self.pages:
+            await self.open_page()  # the first run tells the pages
+        if url_path and url_path not in self.pages:
+            raise KeyError(f"no page at /{url_path}; the app has {sorted(self.pages)}")
+        self._page_hash = self.pages[url_path] if url_path else ""
+        return await self._run(self._request())
+
+    async def click(self, label: str) -> ScriptRun:
+        """Press the button whose label starts with ``label``, as last drawn."""
+        matches = [wid for name, (kind, wid) in self.inputs.items() if kind == "button" and name.startswith(label)]
+        if not matches:
+            raise KeyError(f"no button {label!r} on the page")
+        message = self._request()
+        state = message.rerun_script.widget_states.widgets.add()
+        state.id, state.trigger_value = matches[0], True
+        return await self._run(message)
+
+    async def set_number(self, label: str, value: int) -> ScriptRun:
+        """Type a whole number into the number input labelled ``label``."""
+        kind, widget_id = self.inputs.get(label, ("", ""))
+        if kind != "number_input":
+            raise KeyError(f"no number input {label!r} on the page")
+        message = self._request()
+        state = message.rerun_script.widget_states.widgets.add()
+        state.id, state.int_value = widget_id, int(value)
         return await self._run(message)
 
     def slider(self, key: str) -> Slider:
@@ -103,12 +131,19 @@ class StudentClient:
         A browser sends every widget's state; this sends the moved slider's only, and the
         server keeps the others' last values.
         """
-        message = BackMsg()
+        message = self._request()
         message.rerun_script.fragment_id = slider.fragment_id
         state = message.rerun_script.widget_states.widgets.add()
         state.id = slider.id
         state.double_array_value.data.append(float(value))  # a single-value slider is an array of one
         return await self._run(message)
+
+    def _request(self) -> BackMsg:
+        """A rerun request of the page this session is on."""
+        message = BackMsg()
+        message.rerun_script.query_string = ""
+        message.rerun_script.page_script_hash = self._page_hash
+        return message
 
     async def _run(self, message: BackMsg) -> ScriptRun:
         start = time.perf_counter()
@@ -122,6 +157,8 @@ class StudentClient:
                 kind = received.WhichOneof("type")
                 if kind == "delta" and received.delta.WhichOneof("type") == "new_element":
                     self._record(run, received.delta.new_element, received.delta.fragment_id)
+                elif kind == "navigation":
+                    self.pages = {page.url_pathname: page.page_script_hash for page in received.navigation.app_pages}
                 elif kind == "script_finished":
                     run.seconds = time.perf_counter() - start
                     if received.script_finished not in _FINISHED:
@@ -137,3 +174,6 @@ class StudentClient:
         if kind == "slider":
             key = element.slider.id.rsplit("-", 1)[-1]  # widget ids end in "-<user key>"
             self.sliders[key] = Slider(element.slider.id, fragment_id)
+        elif kind in ("button", "number_input"):
+            widget = getattr(element, kind)
+            self.inputs[widget.label] = (kind, widget.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import streamlit as st
@@ -30,7 +31,8 @@ def shared_simulator() -> BeamlineSimulator:
     return BeamlineSimulator()
 
 
-#: Heavy computations (agents run on many beams, their animated figure) one server runs at once.
+#: Heavy computations (agents run on many beams, their animated figure) one server runs at
+#: once; ``ARES_HEAVY_AT_ONCE`` sets another number.
 HEAVY_AT_ONCE = 1
 
 
@@ -39,13 +41,14 @@ def heavy_work_gate() -> threading.BoundedSemaphore:
     """The server's queue for heavy computations: ``with heavy_work_gate(): ...``.
 
     The server's Python runs one thread at a time (the GIL). Four sessions evaluating agents
-    on 200 seeds side by side all finished after ~23 s, and 20 Playground students' median
-    answer grew from 43 to 178 ms. In turns, the four finished after 7, 13, 19 and 22 s and
-    the median answer was 102 ms (the p95, ~1.2 s, did not improve: heavy work and the
-    Playground still share the process's one core). Hold it only on a cache miss, and never
-    twice in one thread: it is not reentrant.
+    on 200 seeds side by side all finished after ~22.5 s, while 20 Playground students
+    waited 217-229 ms for a median answer (``bench/workshop_load.py --evaluators 4``). In
+    turns, the first finished after 7-8 s, the last after ~21 s, and the median answer was
+    110-115 ms. The p95 improved less (2.0 s to 1.6-1.8 s): heavy work and the Playground
+    still share the process's one core. Hold it only on a cache miss, and never twice in one
+    thread: it is not reentrant.
     """
-    return threading.BoundedSemaphore(HEAVY_AT_ONCE)
+    return threading.BoundedSemaphore(max(1, int(os.environ.get("ARES_HEAVY_AT_ONCE", HEAVY_AT_ONCE))))
 
 
 def route_through_app() -> None:
