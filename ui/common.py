@@ -48,7 +48,10 @@ def heavy_work_gate() -> threading.BoundedSemaphore:
     still share the process's one core. Hold it only on a cache miss, and never twice in one
     thread: it is not reentrant.
     """
-    return threading.BoundedSemaphore(max(1, int(os.environ.get("ARES_HEAVY_AT_ONCE", HEAVY_AT_ONCE))))
+    value = os.environ.get("ARES_HEAVY_AT_ONCE", str(HEAVY_AT_ONCE))
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"ARES_HEAVY_AT_ONCE must be a whole number of at least 1, not {value!r}")
+    return threading.BoundedSemaphore(int(value))
 
 
 def route_through_app() -> None:

@@ -758,7 +758,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     if request is None:
         return
     agents, episodes, scenario_done = request
-    with st.spinner(f"{len(agents)} agents × {episodes} episodes (after any other session's run: one at a time) …"):
+    with st.spinner(f"{len(agents)} agents × {episodes} episodes … (one session's agents at a time here)"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     st.markdown(f"**{len(agents)} agents on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
