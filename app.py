@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import freeze_startup_heap, sidebar_about
+from ui.common import agent_workers, freeze_startup_heap, sidebar_about
 
 st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
 
@@ -19,4 +19,5 @@ pages = {
 navigation = st.navigation(pages)
 sidebar_about()
 freeze_startup_heap()
+agent_workers()  # starts the workers' imports now, not at the first Compare run
 navigation.run()

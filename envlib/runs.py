@@ -70,6 +70,10 @@ class RunError(Exception):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type[RunError], tuple[Path, str]]:
+        # Pickled by a worker process (envlib.workers); the default would call RunError(message).
+        return type(self), (self.path, self.problem)
+
 
 # --- names and paths ----------------------------------------------------------------------
 def is_valid_run_id(run_id: object) -> bool:

@@ -10,6 +10,7 @@ import torch
 
 from envlib.beamline import BeamlineSimulator
 from envlib.jobs import JobManager
+from envlib.workers import AgentWorkers
 
 ABOUT = (
     "**ARES Reward Lab** — learn how the reward definition shapes what a reinforcement-learning "
@@ -36,22 +37,35 @@ def shared_simulator() -> BeamlineSimulator:
 HEAVY_AT_ONCE = 1
 
 
-@st.cache_resource(show_spinner=False)
-def heavy_work_gate() -> threading.BoundedSemaphore:
-    """The server's queue for heavy computations: ``with heavy_work_gate(): ...``.
-
-    The server's Python runs one thread at a time (the GIL). Four sessions evaluating agents
-    on 200 seeds side by side all finished after ~22.5 s, while 20 Playground students
-    waited 217-229 ms for a median answer (``bench/workshop_load.py --evaluators 4``). In
-    turns, the first finished after 7-8 s, the last after ~21 s, and the median answer was
-    110-115 ms. The p95 improved less (2.0 s to 1.6-1.8 s): heavy work and the Playground
-    still share the process's one core. Hold it only on a cache miss, and never twice in one
-    thread: it is not reentrant.
-    """
+def heavy_at_once() -> int:
+    """``ARES_HEAVY_AT_ONCE`` (default :data:`HEAVY_AT_ONCE`); a clear error if it is not a whole number >= 1."""
     value = os.environ.get("ARES_HEAVY_AT_ONCE", str(HEAVY_AT_ONCE))
     if not value.strip().isdigit() or int(value) < 1:
         raise ValueError(f"ARES_HEAVY_AT_ONCE must be a whole number of at least 1, not {value!r}")
-    return threading.BoundedSemaphore(int(value))
+    return int(value)
+
+
+@st.cache_resource(show_spinner=False)
+def agent_workers() -> AgentWorkers:
+    """The server's worker processes that run agents on beams (:func:`heavy_at_once` of them).
+
+    Started (not awaited) on the first visit, so the first Compare run does not wait for
+    the workers' imports. Agents' runs used to share the server's one core (the GIL) with
+    every session; see ``bench/workshop_load.py --evaluators`` for what that cost.
+    """
+    return AgentWorkers(heavy_at_once())
+
+
+@st.cache_resource(show_spinner=False)
+def heavy_work_gate() -> threading.BoundedSemaphore:
+    """The server's queue for heavy work in its own process: ``with heavy_work_gate(): ...``.
+
+    Agents' runs go to :func:`agent_workers`; what stays here is building the Compare
+    page's animated figure (~0.75 s of the server's one thread, the GIL). Several builds
+    side by side would all finish late; in turns the first finishes early. Hold it only on
+    a cache miss, and never twice in one thread: it is not reentrant.
+    """
+    return threading.BoundedSemaphore(heavy_at_once())
 
 
 def route_through_app() -> None:

@@ -2,7 +2,8 @@
 
 Per-user choices live in ``st.session_state`` under ``cmp.*`` keys. Results are cached for
 all sessions per (agents, seeds, scenario) with ``st.cache_data`` on plain arguments; the
-agents and the episode's (read-only) figures are kept once per server (``st.cache_resource``). The episode's
+agents run in the server's worker processes (:func:`ui.common.agent_workers`), and the
+episode's (read-only) figures are kept once per server (``st.cache_resource``). The episode's
 screens are one Plotly figure with a frame per step: its slider and Play button run in
 the browser, so playing an episode costs the server nothing and the screens never flash.
 """
@@ -22,7 +23,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from envlib.agent import Agent, load_agent
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
 from envlib.compare import (
     BLOW_UP_FACTOR,
@@ -36,7 +36,6 @@ from envlib.compare import (
     Comparison,
     actuated_magnets,
     available_agents,
-    compare,
     traces_csv,
 )
 from envlib.config import EnvConfig
@@ -45,7 +44,8 @@ from envlib.figures import screen_spec
 from envlib.jobs import runs_dir_from_environment
 from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
-from ui.common import heavy_work_gate, shared_simulator
+from envlib.workers import WorkerLost
+from ui.common import agent_workers, heavy_work_gate
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -107,17 +107,11 @@ PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "
 
 
 # --- loading and running (cached) ------------------------------------------------------
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _agent(run_dir: str, version: int) -> Agent:
-    """One loaded agent per (folder, model version) for the whole server (read-only)."""
-    return load_agent(run_dir)
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def run_comparison(
     agents: tuple[tuple[str, str, int], ...], seeds: tuple[int, ...], scenario: str, *, keep_traces: bool = True
 ) -> Comparison:
-    """:func:`envlib.compare.compare`, cached for every session.
+    """:func:`envlib.compare.compare` in the server's worker processes, cached for every session.
 
     :param agents: ``(label, run_dir, version)`` per agent (plain data: the cache key).
     :param seeds: one seed per episode.
@@ -125,12 +119,7 @@ def run_comparison(
     :param keep_traces: False drops the step-by-step traces (an evaluation's table and plot
         need only the per-episode results; 200 seeds of traces weigh ~1 MB per agent).
     """
-    with heavy_work_gate():
-        loaded = {label: _agent(run_dir, version) for label, run_dir, version in agents}
-        result = compare(loaded, seeds, scenario=scenario, simulator=shared_simulator())
-    if not keep_traces:
-        result.traces = result.traces.iloc[:0]
-    return result
+    return agent_workers().compare(agents, seeds, scenario, keep_traces=keep_traces)
 
 
 def agent_request(choices: Sequence[AgentChoice]) -> tuple[tuple[str, str, int], ...]:
@@ -142,11 +131,15 @@ def run_or_explain(
     agents: tuple[tuple[str, str, int], ...], seeds: tuple[int, ...], scenario: str, **kw: bool
 ) -> Comparison:
     """:func:`run_comparison`, or a clear message and the end of this run if an agent's files
-    cannot be loaded (e.g. a run folder damaged since it was listed)."""
+    cannot be loaded (e.g. a run folder damaged since it was listed) or the worker that runs
+    them died."""
     try:
         return run_comparison(agents, seeds, scenario, **kw)
     except RunError as exc:
         st.error(f"Cannot load an agent: `{exc.path.name}` {exc.problem}. Remove it from the choice and run again.")
+        st.stop()
+    except WorkerLost as exc:
+        st.error(f"The agents did not finish: {exc}. New workers have started; run again.")
         st.stop()
 
 
