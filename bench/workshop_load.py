@@ -56,12 +56,21 @@ PEER_THINK_S = 0.5  # the room of one: a student alone, moving every ~0.5 s (~40
 
 
 def servers_cpu_s(servers: list[StreamlitServer]) -> float:
-    """User + system CPU seconds of the server processes so far, all together (Linux ``/proc``)."""
-    total = 0.0
-    for server in servers:
-        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """User + system CPU seconds so far of the server processes and their live children (the
+    Compare page's worker processes), all together (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def tree_cpu(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            # A child is listed under the thread that started it (here, a script-run thread).
+            tasks = Path(f"/proc/{pid}/task").iterdir()
+            children = [c for task in tasks for c in (task / "children").read_text().split()]
+        except OSError:  # the process ended meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick + sum(tree_cpu(int(c)) for c in children)
+
+    return sum(tree_cpu(server.process.pid) for server in servers)
 
 
 def percentile_ms(samples_s: list[float], q: float) -> float:

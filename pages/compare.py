@@ -42,7 +42,7 @@ if not st.session_state.get(K_RAN):
     st.caption("Press **Run side by side**: every agent starts from the same incoming beam, target and magnets.")
     st.stop()
 
-with st.spinner("Running the agents … (one session's agents at a time here)"):
+with st.spinner("Running the agents … (runs of all sessions take turns)"):
     comparison = run_or_explain(agent_request(choices), (seed,), scenario)
     episode_view(choices, seed, scenario)
 screen_legend()

@@ -75,8 +75,8 @@ class StudentClient:
     def __init__(self, websocket: websockets.ClientConnection) -> None:
         self._ws = websocket
         self.sliders: dict[str, Slider] = {}
-        #: Buttons and number inputs by label, as last drawn: (kind, widget id).
-        self.inputs: dict[str, tuple[str, str]] = {}
+        #: Buttons and number inputs by label, as last drawn: (kind, widget id, fragment id).
+        self.inputs: dict[str, tuple[str, str, str]] = {}
         #: The app's pages: URL path -> page script hash (from Streamlit's navigation message).
         self.pages: dict[str, str] = {}
         self._page_hash = ""
@@ -99,21 +99,25 @@ class StudentClient:
         return await self._run(self._request())
 
     async def click(self, label: str) -> ScriptRun:
-        """Press the button whose label starts with ``label``, as last drawn."""
-        matches = [wid for name, (kind, wid) in self.inputs.items() if kind == "button" and name.startswith(label)]
+        """Press the button whose label starts with ``label``, as last drawn (a button in a
+        fragment reruns that fragment, as in the browser)."""
+        buttons = [(name, wid, frag) for name, (kind, wid, frag) in self.inputs.items() if kind == "button"]
+        matches = [(wid, frag) for name, wid, frag in buttons if name.startswith(label)]
         if not matches:
             raise KeyError(f"no button {label!r} on the page")
         message = self._request()
+        message.rerun_script.fragment_id = matches[0][1]
         state = message.rerun_script.widget_states.widgets.add()
-        state.id, state.trigger_value = matches[0], True
+        state.id, state.trigger_value = matches[0][0], True
         return await self._run(message)
 
     async def set_number(self, label: str, value: int) -> ScriptRun:
         """Type a whole number into the number input labelled ``label``."""
-        kind, widget_id = self.inputs.get(label, ("", ""))
+        kind, widget_id, fragment_id = self.inputs.get(label, ("", "", ""))
         if kind != "number_input":
             raise KeyError(f"no number input {label!r} on the page")
         message = self._request()
+        message.rerun_script.fragment_id = fragment_id
         state = message.rerun_script.widget_states.widgets.add()
         state.id, state.int_value = widget_id, int(value)
         return await self._run(message)
@@ -176,4 +180,4 @@ class StudentClient:
             self.sliders[key] = Slider(element.slider.id, fragment_id)
         elif kind in ("button", "number_input"):
             widget = getattr(element, kind)
-            self.inputs[widget.label] = (kind, widget.id)
+            self.inputs[widget.label] = (kind, widget.id, fragment_id)

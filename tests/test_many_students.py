@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 
 import numpy as np
-import pandas as pd
 from browser_support import streamlit_server
 from streamlit_client import ScriptRun, StudentClient
 
@@ -55,7 +54,7 @@ def test_students_moving_magnets_at_the_same_time_each_see_their_own_beam(tmp_pa
     assert len({tuple(shown) for _, shown in seen}) == len(seen), "every setting gave its own beam"
 
 
-async def _evaluation_beside_moves(url: str) -> tuple[pd.DataFrame, list[tuple[float, np.ndarray]]]:
+async def _evaluation_beside_moves(url: str) -> tuple[ScriptRun, list[tuple[float, np.ndarray]]]:
     """One session evaluates the tutorial's agents on Compare while another keeps moving Q1."""
     async with StudentClient.connect(url) as instructor, StudentClient.connect(url) as student:
         await student.open_page()
@@ -67,13 +66,16 @@ async def _evaluation_beside_moves(url: str) -> tuple[pd.DataFrame, list[tuple[f
         for q1 in (-10.0, 5.0, 15.0):
             run = await student.set_slider(student.slider("pg.magnet.Q1"), q1)
             seen.append((q1, shown_beam_mm(run)))
-        return (await evaluation).table(-1, kind="dataframe"), seen  # the last table: the evaluation
+        return await evaluation, seen
 
 
 def test_an_evaluation_on_compare_and_playground_moves_at_the_same_time_both_get_their_answer(tmp_path):
     with streamlit_server(tmp_path) as server:
-        table, seen = asyncio.run(_evaluation_beside_moves(server.url))
+        evaluation, seen = asyncio.run(_evaluation_beside_moves(server.url))
+    table = evaluation.table(-1, kind="dataframe")  # the last table: the evaluation's
     assert len(table) == 5, "a row per tutorial agent"
+    charts = evaluation.of_kind("plotly_chart")
+    assert len(charts) == 1, "the evaluation reran its own section (one box plot), not the episode's screens"
     assert (table["mean episode length"] > 0).all()
     for q1, shown in seen:
         np.testing.assert_allclose(shown, expected_beam_mm(q1), atol=6e-5)

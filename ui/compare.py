@@ -734,8 +734,13 @@ def _evaluate_request(choices: Sequence[AgentChoice], scenario: str) -> None:
     st.session_state[K_EVALUATION] = (agent_request(choices), int(st.session_state[K_EPISODES]), scenario)
 
 
+@st.fragment
 def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str, log_y: bool) -> None:
-    """"Evaluate on N seeds": the same N fixed seeds for every agent, a table and a box plot."""
+    """"Evaluate on N seeds": the same N fixed seeds for every agent, a table and a box plot.
+
+    A fragment: its number and button rerun only this section, so the episode's figures
+    above (~1.4 MB of screens) are not built into messages and sent again.
+    """
     st.session_state.setdefault(K_EPISODES, DEFAULT_EPISODES)
     c_n, c_button, c_note = st.columns([1, 1.4, 3], vertical_alignment="bottom")
     n = c_n.number_input("Episodes N", min_value=1, max_value=MAX_EPISODES, step=10, key=K_EPISODES)
@@ -751,7 +756,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     if request is None:
         return
     agents, episodes, scenario_done = request
-    with st.spinner(f"{len(agents)} agents × {episodes} episodes … (one session's agents at a time here)"):
+    with st.spinner(f"{len(agents)} agents × {episodes} episodes … (runs of all sessions take turns)"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     st.markdown(f"**{len(agents)} agents on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
