@@ -8,8 +8,11 @@ Prints a table and, as the last line, one JSON object with ``episode5_s`` (one s
 episode of the five tutorial agents, 25 steps each, from the same initial state; goal
 <= 1 s), ``eval5x50_s`` (the five agents on 50 seeds; goal <= 5 s), ``screens5_s`` (the
 page's animated screens of that episode: 5 screens x 26 steps, built and serialised as
-``st.plotly_chart`` does; Play then runs in the browser), the same figures per
-CPU second (``*_cpu``), the 1-minute load average at the start and ``agents``: ``shipped``
+``st.plotly_chart`` does; Play then runs in the browser), ``workers_episode5_s`` (the same
+episode as the server runs it: in a worker process of :class:`envlib.workers.AgentWorkers`,
+the result pickled back; ``workers_vs_in_process`` is its ratio to ``episode5_s``; shipped
+agents only), the same figures per CPU second (``*_cpu``; for the worker path, this process's
+CPU only), the 1-minute load average at the start and ``agents``: ``shipped``
 when the five agents in ``pretrained/`` were used, or ``stand-ins`` (their configs with
 freshly initialised networks of the same shape: the same amount of work) while they have
 not been trained yet. Every figure is the best of a few repeats; one torch thread.
@@ -28,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a clean clone
 
-from timing import Timing, best_time  # noqa: E402  (bench/timing.py)
+from timing import best_time  # noqa: E402  (bench/timing.py)
 
 from envlib.agent import Agent, build_policy, load_agent  # noqa: E402
 from envlib.beamline import BeamlineSimulator  # noqa: E402
@@ -36,6 +39,7 @@ from envlib.compare import TUTORIAL_AGENT_IDS, compare  # noqa: E402
 from envlib.evaluation import evaluation_seeds  # noqa: E402
 from envlib.pretrained import PRETRAINED  # noqa: E402
 from envlib.runs import ObsNormalizer  # noqa: E402
+from envlib.workers import AgentWorkers  # noqa: E402
 from ui.compare import screens_figure  # noqa: E402
 
 REPEATS = 3
@@ -80,6 +84,14 @@ def main() -> None:
         figures[f"episode5_s{suffix}"] = getattr(episode, attr)
         figures[f"eval5x50_s{suffix}"] = getattr(evaluation, attr)
         figures[f"screens5_s{suffix}"] = getattr(animation, attr)
+    if kind == "shipped":
+        workers = AgentWorkers(1)
+        request = [(PRETRAINED[i].display_name, str(PRETRAINED[i].path), 0) for i in TUTORIAL_AGENT_IDS]
+        workers.compare(request, [0])  # started, agents loaded
+        remote = best_time(lambda i: workers.compare(request, [100 + i]), repeats=5)
+        workers.close()
+        figures["workers_episode5_s"], figures["workers_episode5_s_cpu"] = remote.wall, remote.cpu
+        figures["workers_vs_in_process"] = remote.wall / episode.wall
 
     def row(what: str, key: str, goal: str = "") -> str:
         return f"{what:<36} {figures[key]:>8.3f} {figures[f'{key}_cpu']:>8.3f}  {goal}"
@@ -92,6 +104,9 @@ def main() -> None:
     print(row("one episode, 5 agents x 25 steps", "episode5_s", "<= 1 s"))
     print(row("evaluation, 5 agents x 50 seeds", "eval5x50_s", "<= 5 s"))
     print(row("its animated screens, 5 x 26 frames", "screens5_s") + f"({size_mb:.2f} MB to the browser)")
+    if "workers_episode5_s" in figures:
+        ratio = figures["workers_vs_in_process"]
+        print(row("the episode in a worker process", "workers_episode5_s", f"{ratio:.2f} x in-process"))
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
 
 
