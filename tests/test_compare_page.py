@@ -176,6 +176,24 @@ def test_a_damaged_run_gets_a_clear_message_not_a_crash(runs_dir, tmp_path, monk
     assert any("model.zip" in e.value and "not a valid" in e.value for e in at.error)
 
 
+def test_a_lost_worker_gets_a_clear_message_and_the_next_run_works(page, monkeypatch):
+    from envlib.workers import AgentWorkers, WorkerLost
+
+    working = AgentWorkers.compare
+
+    def lost(self, *args, **kwargs):
+        raise WorkerLost("the worker process that runs the agents stopped twice during this request")
+
+    monkeypatch.setattr(AgentWorkers, "compare", lost)
+    run_two_agents(page, 914_101)
+    assert any("did not finish" in e.value and "run again" in e.value for e in page.error)
+    monkeypatch.setattr(AgentWorkers, "compare", working)
+    next(b for b in page.button if b.label == "Run side by side").click()
+    page.run()
+    assert not page.exception and not page.error
+    assert len(shown_beams(page, 0)) == 2, "both agents' screens after the next run"
+
+
 def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwards(runs_dir):
     import pandas as pd
 

@@ -61,7 +61,7 @@ def heavy_work_gate() -> threading.BoundedSemaphore:
     """The server's queue for heavy work in its own process: ``with heavy_work_gate(): ...``.
 
     Agents' runs go to :func:`agent_workers`; what stays here is building the Compare
-    page's animated figure (~0.75 s of the server's one thread, the GIL). Several builds
+    page's animated figure (~0.4 s of the server's one thread, the GIL). Several builds
     side by side would all finish late; in turns the first finishes early. Hold it only on
     a cache miss, and never twice in one thread: it is not reentrant.
     """
