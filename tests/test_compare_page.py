@@ -194,6 +194,26 @@ def test_a_lost_worker_gets_a_clear_message_and_the_next_run_works(page, monkeyp
     assert len(shown_beams(page, 0)) == 2, "both agents' screens after the next run"
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "", "9999"])
+def test_a_bad_heavy_at_once_names_the_variable_and_the_range(value, monkeypatch):
+    from ui.common import heavy_at_once
+
+    monkeypatch.setenv("ARES_HEAVY_AT_ONCE", value)
+    with pytest.raises(ValueError, match=r"ARES_HEAVY_AT_ONCE must be a whole number from 1 to \d+"):
+        heavy_at_once()
+
+
+def test_heavy_at_once_is_one_by_default_and_takes_the_cores(monkeypatch):
+    import os
+
+    from ui.common import heavy_at_once
+
+    monkeypatch.delenv("ARES_HEAVY_AT_ONCE", raising=False)
+    assert heavy_at_once() == 1
+    monkeypatch.setenv("ARES_HEAVY_AT_ONCE", str(os.cpu_count()))
+    assert heavy_at_once() == os.cpu_count()
+
+
 def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwards(runs_dir):
     import pandas as pd
 

@@ -38,10 +38,15 @@ HEAVY_AT_ONCE = 1
 
 
 def heavy_at_once() -> int:
-    """``ARES_HEAVY_AT_ONCE`` (default :data:`HEAVY_AT_ONCE`); a clear error if it is not a whole number >= 1."""
+    """``ARES_HEAVY_AT_ONCE`` (default :data:`HEAVY_AT_ONCE`): worker processes for agents' runs.
+
+    :raises ValueError: naming the variable, unless it is a whole number from 1 to the
+        machine's cores (each worker holds ~0.4 GB; more workers than cores only share them).
+    """
     value = os.environ.get("ARES_HEAVY_AT_ONCE", str(HEAVY_AT_ONCE))
-    if not value.strip().isdigit() or int(value) < 1:
-        raise ValueError(f"ARES_HEAVY_AT_ONCE must be a whole number of at least 1, not {value!r}")
+    cores = os.cpu_count() or 1
+    if not value.strip().isdigit() or not 1 <= int(value) <= cores:
+        raise ValueError(f"ARES_HEAVY_AT_ONCE must be a whole number from 1 to {cores} (the cores), not {value!r}")
     return int(value)
 
 
