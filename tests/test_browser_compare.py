@@ -87,4 +87,19 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
             arg=screens.element_handle(),
             timeout=10_000,
         )
+
+        # "Evaluate on N seeds" reruns its own section: a table with a row per agent and a box plot.
+        charts = page.locator(".stPlotlyChart").count()
+        episodes = page.get_by_label("Episodes N")
+        episodes.fill("3")
+        episodes.press("Enter")
+        page.get_by_role("button", name="Evaluate on 3 seeds").click()
+        evaluation = page.locator('[data-testid="stDataFrame"]').nth(1)
+        evaluation.wait_for(timeout=120_000)
+        page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=30_000)
+        wait_until_idle(page, timeout_ms=120_000)
+        assert page.locator(".stPlotlyChart").count() == charts + 1
+        boxes = page.locator(".stPlotlyChart").nth(charts).locator("g.trace.boxes")
+        assert boxes.count() == len(expected), "a box of final errors per agent"
+        assert screens.locator(".heatmaplayer").count() == len(expected), "the episode's screens stay"
         browser.assert_offline()
