@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import agent_workers, freeze_startup_heap, sidebar_about
+from ui.common import agent_workers, freeze_startup_heap, setting_problems, sidebar_about
 
 st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
 
@@ -19,5 +19,9 @@ pages = {
 navigation = st.navigation(pages)
 sidebar_about()
 freeze_startup_heap()
-agent_workers()  # starts the workers' imports now, not at the first Compare run
+problems = setting_problems()
+for problem in problems:
+    st.error(f"Server setting: {problem}. The host can fix it and restart the server.", icon=":material/settings:")
+if not problems:
+    agent_workers()  # starts the workers' imports now, not at the first Compare run
 navigation.run()

@@ -165,6 +165,15 @@ def owner_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+#: Environment variables a host sets -> the :class:`JobLimits` field each one sets.
+ENVIRONMENT_LIMITS = {
+    "ARES_MAX_CONCURRENT_TRAININGS": "max_concurrent",
+    "ARES_MAX_TIMESTEPS": "max_total_timesteps",
+    "ARES_MAX_JOBS_PER_USER": "max_active_per_owner",
+    "ARES_MAX_RUNTIME_S": "max_runtime_s",
+}
+
+
 @dataclass(frozen=True)
 class JobLimits:
     """What one job and one user may ask of the server.
@@ -192,6 +201,28 @@ class JobLimits:
         for f in dataclasses.fields(self):
             if not getattr(self, f.name) > 0:
                 raise ValueError(f"JobLimits.{f.name} must be positive, got {getattr(self, f.name)!r}")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> JobLimits:
+        """The limits a host set with ``ARES_*`` variables (see :meth:`JobManager.from_environment`).
+
+        :raises ValueError: naming the variable, if its value is not a positive number.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, int | float] = {}
+        for name, field_name in ENVIRONMENT_LIMITS.items():
+            if name not in env:
+                continue
+            kind = float if field_name == "max_runtime_s" else int
+            try:
+                value = kind(env[name])
+            except ValueError:
+                value = 0
+            if not value > 0:
+                unit = "a positive number of seconds" if kind is float else "a whole number of at least 1"
+                raise ValueError(f"{name} must be {unit}, not {env[name]!r}")
+            values[field_name] = value
+        return cls(**values)
 
     def check(self, config: RunConfig) -> None:
         """Raise :class:`ConfigError` naming the key if ``config`` asks for more than allowed."""
@@ -457,14 +488,7 @@ class JobManager:
         ``ARES_MAX_RUNTIME_S`` (3600).
         """
         env = os.environ if environ is None else environ
-        defaults = JobLimits()
-        limits = JobLimits(
-            max_concurrent=int(env.get("ARES_MAX_CONCURRENT_TRAININGS", defaults.max_concurrent)),
-            max_total_timesteps=int(env.get("ARES_MAX_TIMESTEPS", defaults.max_total_timesteps)),
-            max_active_per_owner=int(env.get("ARES_MAX_JOBS_PER_USER", defaults.max_active_per_owner)),
-            max_runtime_s=float(env.get("ARES_MAX_RUNTIME_S", defaults.max_runtime_s)),
-        )
-        return cls(runs_dir_from_environment(env), limits=limits)
+        return cls(runs_dir_from_environment(env), limits=JobLimits.from_environment(env))
 
     # -- public API ---------------------------------------------------------------------------
     def submit(self, config: RunConfig | Mapping[str, Any], owner: str) -> Job:

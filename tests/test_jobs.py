@@ -238,3 +238,21 @@ def test_only_the_owner_or_an_instructor_controls_a_job_and_one_owner_cannot_flo
         manager.status(queued.job_id)
     # The owner token itself is never written to disk.
     assert "alice" not in (manager.run_dir(running.job_id) / JOB_FILE).read_text()
+
+
+def test_limits_from_the_environment_set_their_fields_and_keep_the_other_defaults():
+    limits = JobLimits.from_environment({"ARES_MAX_TIMESTEPS": "50000", "ARES_MAX_RUNTIME_S": "90.5"})
+    assert limits.max_total_timesteps == 50_000
+    assert limits.max_runtime_s == 90.5
+    assert limits.max_concurrent == JobLimits().max_concurrent
+    assert JobLimits.from_environment({}) == JobLimits()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ARES_MAX_TIMESTEPS", "lots"), ("ARES_MAX_JOBS_PER_USER", "0"), ("ARES_MAX_CONCURRENT_TRAININGS", "1.5"),
+     ("ARES_MAX_RUNTIME_S", "-3"), ("ARES_MAX_RUNTIME_S", "nan")],
+)  # fmt: skip
+def test_a_bad_limit_in_the_environment_names_its_variable_and_value(name, value):
+    with pytest.raises(ValueError, match=rf"^{name} must be a .*, not '{value}'$"):
+        JobLimits.from_environment({name: value})

@@ -251,3 +251,16 @@ def test_two_browser_sessions_do_not_share_state():
     assert first.session_state["pg.session"] is not second.session_state["pg.session"]
     # ... while the Cheetah beamline is built once and shared.
     assert first.session_state["pg.session"].env.task.simulator is second.session_state["pg.session"].env.task.simulator
+
+
+def test_a_bad_server_setting_is_named_on_the_page_and_the_playground_still_works(monkeypatch):
+    monkeypatch.setenv("ARES_HEAVY_AT_ONCE", "many")
+    monkeypatch.setenv("ARES_MAX_TIMESTEPS", "-1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    messages = [e.value for e in at.error]
+    assert any("ARES_HEAVY_AT_ONCE" in m and "'many'" in m for m in messages)
+    assert any("ARES_MAX_TIMESTEPS" in m and "'-1'" in m for m in messages)
+    set_magnets(at, Q1=5.0)
+    assert at.slider(key="pg.magnet.Q1").value == 5.0

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from envlib.beamline import BeamlineSimulator
-from envlib.jobs import JobManager
+from envlib.jobs import JobLimits, JobManager
 from envlib.workers import AgentWorkers
 
 ABOUT = (
@@ -48,6 +48,17 @@ def heavy_at_once() -> int:
     if not value.strip().isdigit() or not 1 <= int(value) <= cores:
         raise ValueError(f"ARES_HEAVY_AT_ONCE must be a whole number from 1 to {cores} (the cores), not {value!r}")
     return int(value)
+
+
+def setting_problems() -> list[str]:
+    """What is wrong with the host's ``ARES_*`` variables, one message each (none if all is well)."""
+    problems = []
+    for check in (heavy_at_once, JobLimits.from_environment):
+        try:
+            check()
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 @st.cache_resource(show_spinner=False)
