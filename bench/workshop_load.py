@@ -11,7 +11,9 @@ messages a browser sends and receives, without drawing them). For each room size
 
 With ``--evaluators K``, K more sessions open the Compare page during step 2, run the
 tutorial's agents side by side and evaluate them on 200, 199, ... seeds (the heaviest thing
-a student can ask for); the table then also gives when their evaluations finished.
+a student can ask for); the table then also gives when their evaluations finished. With
+``--explorers K``, K more sessions on Compare press "New seed" every ``--explore-think`` s
+on average (the agents run on a new beam and its screens are built anew).
 
 A move is timed from sending it until the server's ``script_finished`` (new screen, table
 and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
@@ -23,7 +25,7 @@ between them round-robin (what a host can do by hand: a second ``make run`` on a
 port with its own ``ARES_RUNS_DIR``).
 
     python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3]
-                                  [--servers 1] [--evaluators 0]
+                                  [--servers 1] [--evaluators 0] [--explorers 0] [--explore-think 8]
 
 Prints a table; the last line is one JSON object.
 """
@@ -111,19 +113,50 @@ async def evaluate_on_compare(client: StudentClient, episodes: int) -> float:
     return run.seconds
 
 
+async def explore_on_compare(
+    client: StudentClient, until: float, think: float, rng: np.random.Generator
+) -> list[float]:
+    """Open Compare, run the default agents side by side, then press "New seed" (a new beam:
+    the agents run and the screens are built anew) after every pause until ``until``.
+
+    :return: seconds from each press until the new episode's page arrived.
+    """
+    await client.open_page("compare")
+    await client.click("Run side by side")
+    answers = []
+    while True:
+        await asyncio.sleep(rng.exponential(think))
+        if time.perf_counter() >= until:
+            return answers
+        run = await client.click("New seed")
+        if not run.of_kind("plotly_chart"):
+            raise RuntimeError("a new seed brought no screens")
+        answers.append(run.seconds)
+
+
 async def room(
-    servers: list[StreamlitServer], n: int, seconds: float, think: float, bursts: int, evaluators: int = 0
+    servers: list[StreamlitServer],
+    n: int,
+    seconds: float,
+    think: float,
+    bursts: int,
+    evaluators: int = 0,
+    explorers: int = 0,
+    explore_think: float = 8.0,
 ) -> dict[str, float]:
     """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring.
 
     :param evaluators: sessions more that each evaluate the tutorial's agents on Compare
         (on 200, 199, ... seeds: no two share a cache entry) while the room works.
+    :param explorers: sessions more that each press "New seed" on Compare every
+        ``explore_think`` s on average (exponential pauses) while the room works.
     """
     rng = np.random.default_rng(n)
     async with contextlib.AsyncExitStack() as stack:
         urls = [servers[i % len(servers)].url for i in range(n)]
         clients = [await stack.enter_async_context(StudentClient.connect(url)) for url in urls]
         heavy = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(evaluators)]
+        exploring = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(explorers)]
         students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
         opened = await asyncio.gather(*(c.open_page() for c in clients))
         page_s = [run.seconds for run in opened]
@@ -139,10 +172,12 @@ async def room(
                 await asyncio.sleep(min(rng.exponential(think), max(0.0, deadline - time.perf_counter())))
 
         cpu0, client0, wall0 = servers_cpu_s(servers), time.process_time(), time.perf_counter()
-        *_, evaluations = await asyncio.gather(
+        *_, evaluations, explored = await asyncio.gather(
             *(work(s) for s in students),
             asyncio.gather(*(evaluate_on_compare(c, MAX_EPISODES - j) for j, c in enumerate(heavy))),
+            asyncio.gather(*(explore_on_compare(c, deadline, explore_think, rng) for c in exploring)),
         )
+        new_seeds = [s for answers in explored for s in answers]
         wall = time.perf_counter() - wall0
         server_cores = (servers_cpu_s(servers) - cpu0) / wall
         client_cores = (time.process_time() - client0) / wall
@@ -163,7 +198,12 @@ async def room(
         "server_cores": server_cores,
         "client_cores": client_cores,
         **({"evaluation_first_s": min(evaluations), "evaluation_last_s": max(evaluations)} if evaluations else {}),
-    }
+        **(
+            {"new_seeds": len(new_seeds), "new_seed_p50_ms": percentile_ms(new_seeds, 50),
+             "new_seed_p95_ms": percentile_ms(new_seeds, 95)}
+            if explorers else {}
+        ),
+    }  # fmt: skip
 
 
 async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) -> dict[int, dict[str, float]]:
@@ -173,7 +213,8 @@ async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) ->
     rooms = {}
     for n in args.students:
         think = PEER_THINK_S if n == 1 else args.think
-        rooms[n] = await room(servers, n, args.seconds, think, args.bursts, 0 if n == 1 else args.evaluators)
+        heavy = {"evaluators": args.evaluators, "explorers": args.explorers} if n > 1 else {}
+        rooms[n] = await room(servers, n, args.seconds, think, args.bursts, explore_think=args.explore_think, **heavy)
     return rooms
 
 
@@ -187,6 +228,10 @@ def main() -> None:
     parser.add_argument(
         "--evaluators", type=int, default=0, help="sessions evaluating agents on Compare meanwhile (first server)"
     )
+    parser.add_argument(
+        "--explorers", type=int, default=0, help="sessions pressing 'New seed' on Compare meanwhile (first server)"
+    )
+    parser.add_argument("--explore-think", type=float, default=8.0, help="mean pause between their presses, s")
     args = parser.parse_args()
     if 1 not in args.students:
         args.students = [1, *args.students]  # the peer of every ratio
@@ -216,6 +261,10 @@ def main() -> None:
         if "evaluation_first_s" in r:
             print(f"room of {n}: {args.evaluators} evaluations on Compare meanwhile, the first finished after "
                   f"{r['evaluation_first_s']:.1f} s, the last after {r['evaluation_last_s']:.1f} s")  # fmt: skip
+        if "new_seeds" in r:
+            print(f"room of {n}: {args.explorers} sessions pressed 'New seed' on Compare {r['new_seeds']} times, "
+                  f"answered in {r['new_seed_p50_ms']:.0f} ms at the median, "
+                  f"{r['new_seed_p95_ms']:.0f} ms at p95")  # fmt: skip
     print(json.dumps(figures))
 
 
