@@ -154,3 +154,12 @@ def test_workers_do_not_run_the_script_streamlit_installed_as_main(tmp_path, mon
     finally:
         pool.close()
     assert not marker.exists(), "a worker ran the app's script"
+
+
+def test_workers_warm_up_by_running_the_given_agents_as_they_start(tmp_path):
+    pool = AgentWorkers(1, warm_up=[("gone", str(tmp_path / "gone"), 0)])
+    try:
+        with pytest.raises(RunError, match="gone"):
+            pool.ready(timeout=120)
+    finally:
+        pool.close()

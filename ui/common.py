@@ -9,7 +9,8 @@ import streamlit as st
 import torch
 
 from envlib.beamline import BeamlineSimulator
-from envlib.jobs import JobLimits, JobManager
+from envlib.compare import TUTORIAL_AGENT_IDS, available_agents
+from envlib.jobs import JobLimits, JobManager, runs_dir_from_environment
 from envlib.workers import AgentWorkers
 
 ABOUT = (
@@ -65,11 +66,14 @@ def setting_problems() -> list[str]:
 def agent_workers() -> AgentWorkers:
     """The server's worker processes that run agents on beams (:func:`heavy_at_once` of them).
 
-    Started (not awaited) on the first visit, so the first Compare run does not wait for
-    the workers' imports. Agents' runs used to share the server's one core (the GIL) with
-    every session; see ``bench/workshop_load.py --evaluators`` for what that cost.
+    Started (not awaited) on the first visit and warmed up with the Compare page's default
+    agents, so the first Compare run waits for neither the workers' imports nor the agents'
+    loading. Agents' runs used to share the server's one core (the GIL) with every session;
+    see ``bench/workshop_load.py --evaluators`` for what that cost.
     """
-    return AgentWorkers(heavy_at_once())
+    defaults = {f"pretrained/{agent_id}" for agent_id in TUTORIAL_AGENT_IDS}
+    shipped = [c for c in available_agents(runs_dir_from_environment()).choices if c.key in defaults]
+    return AgentWorkers(heavy_at_once(), warm_up=[(c.label, str(c.run_dir), c.version) for c in shipped])
 
 
 @st.cache_resource(show_spinner=False)
