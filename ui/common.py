@@ -33,8 +33,8 @@ def shared_simulator() -> BeamlineSimulator:
     return BeamlineSimulator()
 
 
-#: Heavy computations (agents run on many beams, their animated figure) one server runs at
-#: once; ``ARES_HEAVY_AT_ONCE`` sets another number.
+#: Worker processes for agents' runs, and animated figures one server builds at once;
+#: ``ARES_HEAVY_AT_ONCE`` sets another number.
 HEAVY_AT_ONCE = 1
 
 
