@@ -35,7 +35,7 @@ from timing import best_time  # noqa: E402  (bench/timing.py)
 
 from envlib.agent import Agent, build_policy, load_agent  # noqa: E402
 from envlib.beamline import BeamlineSimulator  # noqa: E402
-from envlib.compare import TUTORIAL_AGENT_IDS, compare  # noqa: E402
+from envlib.compare import TUTORIAL_AGENT_IDS, available_agents, compare  # noqa: E402
 from envlib.evaluation import evaluation_seeds  # noqa: E402
 from envlib.pretrained import PRETRAINED  # noqa: E402
 from envlib.runs import ObsNormalizer  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
         figures[f"screens5_s{suffix}"] = getattr(animation, attr)
     if kind == "shipped":
         workers = AgentWorkers(1)
-        request = [(PRETRAINED[i].display_name, str(PRETRAINED[i].path), 0) for i in TUTORIAL_AGENT_IDS]
+        request = [choice.request for choice in available_agents().tutorial_defaults()]
         workers.compare(request, [0])  # started, agents loaded
         remote = best_time(lambda i: workers.compare(request, [100 + i]), repeats=5)
         workers.close()

@@ -69,6 +69,9 @@ MM = 1e3
 
 #: The tutorial's five agents (Part III), in its order: the default comparison.
 TUTORIAL_AGENT_IDS = tuple(agent.id for agent in PRETRAINED_AGENTS[:5])
+#: One agent to run, as plain data (a cache key, or a request to a worker process):
+#: ``(label, run folder, model version)``.
+AgentRequest = tuple[str, str, int]
 #: At most this many of the newest finished training runs are offered.
 MAX_LISTED_RUNS = 50
 
@@ -91,6 +94,11 @@ class AgentChoice:
     config: RunConfig
     version: int
 
+    @property
+    def request(self) -> AgentRequest:
+        """This agent as plain data, see :data:`AgentRequest`."""
+        return self.label, str(self.run_dir), self.version
+
 
 @dataclass
 class AgentCatalog:
@@ -101,6 +109,11 @@ class AgentCatalog:
 
     def by_key(self) -> dict[str, AgentChoice]:
         return {choice.key: choice for choice in self.choices}
+
+    def tutorial_defaults(self) -> list[AgentChoice]:
+        """The tutorial's five shipped agents that are on offer, in the tutorial's order."""
+        by_key = self.by_key()
+        return [by_key[key] for key in (f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS) if key in by_key]
 
 
 def _choice(key: str, label: str, run_dir: Path) -> AgentChoice:

@@ -209,11 +209,12 @@ class JobLimits:
         :raises ValueError: naming the variable, if its value is not a positive number.
         """
         env = os.environ if environ is None else environ
+        defaults = cls()
         values: dict[str, int | float] = {}
         for name, field_name in ENVIRONMENT_LIMITS.items():
             if name not in env:
                 continue
-            kind = float if field_name == "max_runtime_s" else int
+            kind = type(getattr(defaults, field_name))  # int, or float for seconds
             try:
                 value = kind(env[name])
             except ValueError:

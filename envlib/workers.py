@@ -28,11 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from envlib.agent import Agent, load_agent
 from envlib.beamline import BeamlineSimulator
-from envlib.compare import Comparison, ScenarioName, compare
-
-#: One agent to run: ``(label, run folder, model version)``. A new version (say, the model
-#: file's modification time) makes a worker load the run again.
-AgentRequest = tuple[str, str, int]
+from envlib.compare import AgentRequest, Comparison, ScenarioName, compare
 
 #: Loaded agents a worker keeps (about 0.1 MB each), the least recently used go first.
 AGENTS_PER_WORKER = 16
@@ -93,7 +89,8 @@ class AgentWorkers:
     ) -> Comparison:
         """:func:`envlib.compare.compare` in a worker; waits for its turn and the result.
 
-        :param agents: ``(label, run_dir, version)`` per agent, in the order of the result.
+        :param agents: ``(label, run_dir, version)`` per agent, in the order of the result; a
+            new version (the model file's modification time) makes a worker load the run again.
         :param seeds: one seed per episode.
         :param scenario: a key of :data:`envlib.compare.SCENARIOS`.
         :param keep_traces: False drops the step-by-step traces in the worker (an

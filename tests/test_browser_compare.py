@@ -40,8 +40,8 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 
 def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
     catalog = available_agents(runs_dir)
-    shipped = [f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS if f"pretrained/{i}" in catalog.by_key()]
-    expected = [catalog.by_key()[k].label for k in shipped] or ["Tiny Pixels"]
+    shipped = catalog.tutorial_defaults()
+    expected = [c.label for c in shipped] or ["Tiny Pixels"]
     profile = tmp_path / "profile"
     profile.mkdir()
     with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1920, 1080)) as browser:

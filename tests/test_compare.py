@@ -14,6 +14,7 @@ from envlib.agent import load_agent
 from envlib.compare import (
     BLOW_UP_FACTOR,
     PIN_STEPS,
+    TUTORIAL_AGENT_IDS,
     available_agents,
     compare,
     find_flags,
@@ -213,6 +214,13 @@ def test_finished_runs_are_offered_next_to_the_shipped_agents(runs, tmp_path):
     by_key = catalog.by_key()
     assert by_key["run/tiny-2"].config.env.action_mode == "direct"
     assert by_key["run/tiny-1"].label == "Tiny 1"
+
+
+def test_the_default_choice_is_the_tutorials_five_shipped_agents_in_its_order(runs):
+    catalog = available_agents(runs["pixels-delta"].parent)
+    defaults = catalog.tutorial_defaults()
+    assert [c.key for c in defaults] == [f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS]
+    assert all(c.request == (c.label, str(c.run_dir), c.version) for c in defaults)
 
 
 def test_a_run_still_training_is_not_offered(runs, tmp_path):

@@ -35,7 +35,7 @@ def workers():
 def shipped() -> tuple[tuple[str, str, int], ...]:
     """The shipped agents as ``(label, run_dir, version)`` requests."""
     catalog = available_agents(ROOT / "no-runs-here")
-    return tuple((c.label, str(c.run_dir), c.version) for c in catalog.choices)
+    return tuple(c.request for c in catalog.choices)
 
 
 def test_a_comparison_in_a_worker_equals_the_same_one_in_this_process(workers, shipped):

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from envlib.beamline import BeamlineSimulator
-from envlib.compare import TUTORIAL_AGENT_IDS, available_agents
+from envlib.compare import available_agents
 from envlib.jobs import JobLimits, JobManager, runs_dir_from_environment
 from envlib.workers import AgentWorkers
 
@@ -71,9 +71,8 @@ def agent_workers() -> AgentWorkers:
     loading. Agents' runs used to share the server's one core (the GIL) with every session;
     see ``bench/workshop_load.py --evaluators`` for what that cost.
     """
-    defaults = {f"pretrained/{agent_id}" for agent_id in TUTORIAL_AGENT_IDS}
-    shipped = [c for c in available_agents(runs_dir_from_environment()).choices if c.key in defaults]
-    return AgentWorkers(heavy_at_once(), warm_up=[(c.label, str(c.run_dir), c.version) for c in shipped])
+    defaults = available_agents(runs_dir_from_environment()).tutorial_defaults()
+    return AgentWorkers(heavy_at_once(), warm_up=[choice.request for choice in defaults])
 
 
 @st.cache_resource(show_spinner=False)

@@ -30,7 +30,6 @@ from envlib.compare import (
     PIN_STEPS,
     PIN_TOLERANCE,
     SCENARIOS,
-    TUTORIAL_AGENT_IDS,
     AgentCatalog,
     AgentChoice,
     Comparison,
@@ -124,7 +123,7 @@ def run_comparison(
 
 def agent_request(choices: Sequence[AgentChoice]) -> tuple[tuple[str, str, int], ...]:
     """The plain-data key of the chosen agents for :func:`run_comparison`."""
-    return tuple((c.label, str(c.run_dir), c.version) for c in choices)
+    return tuple(c.request for c in choices)
 
 
 def run_or_explain(
@@ -167,9 +166,7 @@ def agent_picker(catalog: AgentCatalog) -> list[AgentChoice]:
         )
         st.stop()
     if K_AGENTS not in st.session_state:
-        st.session_state[K_AGENTS] = [f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS if f"pretrained/{i}" in by_key][
-            :MAX_AGENTS
-        ] or list(by_key)[:1]
+        st.session_state[K_AGENTS] = [c.key for c in catalog.tutorial_defaults()][:MAX_AGENTS] or list(by_key)[:1]
     # A run deleted since the last rerun disappears from the choice instead of raising.
     st.session_state[K_AGENTS] = [k for k in st.session_state[K_AGENTS] if k in by_key]
     keys = st.multiselect(
@@ -572,7 +569,7 @@ def screens_figure_cached(
     A resource, not data: ``st.cache_data`` would unpickle (and so re-validate) the ~1 MB
     figure on every rerun. The figure is only read (``st.plotly_chart`` copies it).
     """
-    comparison = run_comparison(agents, (seed,), scenario)  # takes the gate itself on a miss
+    comparison = run_comparison(agents, (seed,), scenario)  # in a worker, outside the gate
     with heavy_work_gate():
         return screens_figure(comparison, error)
 
