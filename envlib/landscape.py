@@ -114,13 +114,31 @@ def reward_landscape(
     :param thresholds: success thresholds on |mu_x|, |sigma_x|, |mu_y|, |sigma_y| errors in
         m (None: not checked), for the spec's success bonus.
     """
-    if not 2 <= n <= MAX_GRID:
-        raise ValueError(f"n must be from 2 to {MAX_GRID}, got {n}")
-    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
+    _check_points(n)
     x_range = x_range or (-MAGNET_LIMITS[x_index], MAGNET_LIMITS[x_index])
     y_range = y_range or (-MAGNET_LIMITS[y_index], MAGNET_LIMITS[y_index])
-    xs = np.linspace(*x_range, n)
-    ys = np.linspace(*y_range, n)
+    xs, ys = np.linspace(*x_range, n), np.linspace(*y_range, n)
+    return _landscape_over(spec, start, magnets, simulator, x_index, xs, y_index, ys, thresholds)
+
+
+def _check_points(n: int) -> None:
+    if not 2 <= n <= MAX_GRID:
+        raise ValueError(f"n must be from 2 to {MAX_GRID}, got {n}")
+
+
+def _landscape_over(
+    spec: RewardSpec,
+    start: EpisodeStart,
+    magnets: Sequence[float],
+    simulator: BeamlineSimulator,
+    x_index: int,
+    xs: np.ndarray,
+    y_index: int,
+    ys: np.ndarray,
+    thresholds: Sequence[float | None],
+) -> Landscape:
+    """The reward of one step to every point of the grid ``ys`` x ``xs`` (len(ys) * len(xs) beams)."""
+    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
     th = np.array([np.inf if t is None else t for t in thresholds], dtype=np.float64)
 
     # Reset state and current state: two rows of one call.
@@ -154,15 +172,17 @@ def reward_cut(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-dimensional cut: the reward of one step as one magnet sweeps its range.
 
+    Tracks ``n`` beams, the other magnets held at ``magnets``.
+
+    :param index: the magnet that sweeps, index into ``[Q1, Q2, CV, Q3, CH]``.
+    :param n: points along its full range, 2 to :data:`MAX_GRID`.
     :return: ``(values, reward)``, shapes (n,) each.
     """
+    _check_points(n)
     other = 1 if index == 0 else 0
     magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
-    value = magnets[other]
-    land = reward_landscape(
-        spec, start, magnets, simulator, x_index=index, y_index=other, n=n,
-        y_range=(value, value), thresholds=thresholds,
-    )  # fmt: skip
+    xs = np.linspace(-MAGNET_LIMITS[index], MAGNET_LIMITS[index], n)
+    land = _landscape_over(spec, start, magnets, simulator, index, xs, other, magnets[other : other + 1], thresholds)
     return land.x_values, land.reward[0]
 
 

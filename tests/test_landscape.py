@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from envlib.beamline import BeamlineSimulator, MAGNET_LIMITS
+from envlib.beamline import MAGNET_LIMITS, BeamlineSimulator
 from envlib.config import DEMO_INCOMING_BEAM, EnvConfig
 from envlib.env import AresEAEnv
 from envlib.landscape import reward_cut, reward_landscape
@@ -77,6 +77,32 @@ def test_cut_is_the_row_of_the_landscape_through_the_current_setting(simulator, 
     assert cut[17] == pytest.approx(reward, rel=1e-9)
 
 
+class CountingSimulator(BeamlineSimulator):
+    """A real beamline that counts the beams it tracks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beams = 0
+
+    def track(self, magnets, incoming, misalignments):
+        self.beams += len(np.atleast_2d(magnets))
+        return super().track(magnets, incoming, misalignments)
+
+    def track_grid(self, magnets, incoming, misalignments, x_index, x_values, y_index, y_values):
+        self.beams += np.size(x_values) * np.size(y_values)
+        return super().track_grid(magnets, incoming, misalignments, x_index, x_values, y_index, y_values)
+
+
+def test_a_cut_tracks_one_beam_per_point_not_a_square_grid(start):
+    # The Reward designer draws a 400-point cut on every rerun: 400 beams, not 400 x 400.
+    counting = CountingSimulator()
+    values, cut = reward_cut(preset("negative_objective"), start, start.magnets, counting, index=0, n=400)
+    assert values.shape == cut.shape == (400,)
+    assert counting.beams <= 400 + 2  # + the reset and current states
+
+
 def test_grid_size_is_bounded(simulator, start):
     with pytest.raises(ValueError, match="n must be"):
         reward_landscape(preset("negative_objective"), start, start.magnets, simulator, n=10_000)
+    with pytest.raises(ValueError, match="n must be"):
+        reward_cut(preset("negative_objective"), start, start.magnets, simulator, n=1)
