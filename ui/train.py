@@ -422,6 +422,10 @@ def config_form(manager: JobManager, owner: str) -> None:
                 _render_field(field, errors.get(field.key))
     if "config" in errors:
         st.error(f"config: {errors['config']}")
+    if config is not None:
+        # Said in full: a reward handed over from the Reward designer is otherwise only "custom".
+        st.markdown("**The reward this trains**")
+        st.latex(config.env.reward_spec.latex())
     kept = {k: v for k, v in data["env"].items() if f"env.{k}" not in FIELD_BY_KEY}
     with st.expander("Other environment keys (kept from the preset or upload)"):
         st.code(yaml.safe_dump(kept, sort_keys=False), language="yaml")
