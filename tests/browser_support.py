@@ -1,8 +1,7 @@
 """Helpers for the end-to-end tests: a real ``streamlit run app.py`` and a real Chromium.
 
-Every browser test of every page uses these (pytest puts ``tests/`` on ``sys.path``)::
-
-    from browser_support import app_browser  # the fixture; see below
+Every browser test of every page uses these (pytest puts ``tests/`` on ``sys.path``, and
+``conftest.py`` loads this module as a plugin, so the ``app_browser`` fixture needs no import)::
 
     @pytest.mark.browser
     def test_my_page(app_browser):

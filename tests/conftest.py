@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+# The browser tests' fixture (app_browser), without each test file importing it.
+pytest_plugins = ("browser_support",)
+
 # Two cores are shared by everything on the machine; more threads only slow Cheetah down.
 torch.set_num_threads(1)
 

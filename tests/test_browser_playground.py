@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from browser_support import wait_until_idle
 
-from browser_support import app_browser, wait_until_idle  # noqa: F401 (app_browser is a fixture)
 from envlib.beamline import BeamlineSimulator
 from envlib.config import DEMO_INCOMING_BEAM
 

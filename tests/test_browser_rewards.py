@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from browser_support import app_browser, wait_until_idle  # noqa: F401 (app_browser is a fixture)
+from browser_support import wait_until_idle
 
 pytestmark = pytest.mark.browser
 
