@@ -1,12 +1,12 @@
 """How long the Reward designer takes to answer a student.
 
 1. The page's rerun through Streamlit's AppTest (the script's own work, with AppTest's thread
-   start and polling): with nothing changed (landscapes come from the cache, the
-   one-dimensional cut is recomputed), and after a weight slider of Reward A moves to a
-   value not seen before (one 100 x 100 landscape and the cut recomputed).
-2. The 400-point cut alone (what every rerun recomputes, for both rewards), and its peer:
-   the same cut taken as the first row of a 400 x 400 grid, which is what the page computed
-   before the cut tracked one beam per point.
+   start and polling): with nothing changed, and after a weight slider of Reward A moves to
+   a value not seen before (the page caches the beams of its grids, not the rewards: a new
+   weight recomputes the rewards on them, with no tracking).
+2. The 400-point cut for both rewards as the page computes it without a cache (one 400-beam
+   tracking, both rewards on it), and its peer: the same cut taken as the first row of a
+   400 x 400 grid for each reward, which is what the page computed on every rerun before.
 
 Usage: ``.venv/bin/python bench/reward_designer_latency.py [--reruns 20]``.
 Prints a table; the last line is one JSON object.
@@ -30,7 +30,7 @@ torch.set_num_threads(1)
 
 from envlib.beamline import BeamlineSimulator  # noqa: E402
 from envlib.config import DEMO_INCOMING_BEAM  # noqa: E402
-from envlib.landscape import reward_cut, reward_landscape  # noqa: E402
+from envlib.landscape import cut_grid, landscape_of, reward_landscape  # noqa: E402
 from envlib.reward_spec import preset  # noqa: E402
 from envlib.task import EpisodeStart  # noqa: E402
 
@@ -86,7 +86,8 @@ def bench_cut(repeats: int = 5) -> dict[str, float]:
     specs = (preset("negative_objective"), preset("sum_of_pixels"))
 
     def cut() -> np.ndarray:
-        return np.stack([reward_cut(s, start, magnets, simulator, index=0, n=CUT_POINTS)[1] for s in specs])
+        grid = cut_grid(start, magnets, simulator, index=0, n=CUT_POINTS)
+        return np.stack([landscape_of(s, grid).reward[0] for s in specs])
 
     def square_row() -> np.ndarray:
         rows = []
@@ -117,7 +118,7 @@ def main() -> None:
     figures["load_average_1min"] = round(load, 2)
     rows = [
         ("Reward designer rerun, nothing changed, p50 / p95", "page_rerun_p50_ms", "page_rerun_p95_ms"),
-        ("  after a weight change (one landscape anew), p50 / p95",
+        ("  after a weight change (rewards anew, beams cached), p50 / p95",
          "page_weight_change_p50_ms", "page_weight_change_p95_ms"),
         (f"{CUT_POINTS}-point cut of both rewards / as a row of a square grid",
          "cut_two_rewards_ms", "cut_as_square_grid_row_ms"),

@@ -13,7 +13,10 @@ With ``--evaluators K``, K more sessions open the Compare page during step 2, ru
 tutorial's agents side by side and evaluate them on 200, 199, ... seeds (the heaviest thing
 a student can ask for); the table then also gives when their evaluations finished. With
 ``--explorers K``, K more sessions on Compare press "New seed" every ``--explore-think`` s
-on average (the agents run on a new beam and its screens are built anew).
+on average (the agents run on a new beam and its screens are built anew). With
+``--designers K``, K more sessions on the Reward designer move one of Reward A's weight
+sliders to a random value every ``--design-think`` s on average (its landscape, formula,
+value and the cut through both rewards are computed anew).
 
 A move is timed from sending it until the server's ``script_finished`` (new screen, table
 and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
@@ -26,6 +29,7 @@ port with its own ``ARES_RUNS_DIR``).
 
     python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3]
                                   [--servers 1] [--evaluators 0] [--explorers 0] [--explore-think 8]
+                                  [--designers 0] [--design-think 4]
 
 Prints a table; the last line is one JSON object.
 """
@@ -134,6 +138,32 @@ async def explore_on_compare(
         answers.append(run.seconds)
 
 
+#: The Reward designer's weight sliders of Reward A, and the values they take (0.25 steps).
+DESIGN_SLIDERS = tuple(f"rd.a.w_{name}" for name in ("mu_x", "sigma_x", "mu_y", "sigma_y"))
+DESIGN_WEIGHTS = tuple(0.25 * i for i in range(21))
+
+
+async def design_rewards(
+    client: StudentClient, until: float, think: float, rng: np.random.Generator
+) -> list[float]:
+    """Open the Reward designer, then move one of Reward A's weights to a random value after
+    every pause until ``until``.
+
+    :return: seconds from each move until the page's answer arrived.
+    """
+    await client.open_page("rewards")
+    answers = []
+    while True:
+        await asyncio.sleep(rng.exponential(think))
+        if time.perf_counter() >= until:
+            return answers
+        slider = client.slider(DESIGN_SLIDERS[rng.integers(len(DESIGN_SLIDERS))])
+        run = await client.set_slider(slider, float(rng.choice(DESIGN_WEIGHTS)))
+        if not run.of_kind("plotly_chart"):
+            raise RuntimeError("a weight change brought no landscape")
+        answers.append(run.seconds)
+
+
 async def room(
     servers: list[StreamlitServer],
     n: int,
@@ -143,6 +173,8 @@ async def room(
     evaluators: int = 0,
     explorers: int = 0,
     explore_think: float = 8.0,
+    designers: int = 0,
+    design_think: float = 4.0,
 ) -> dict[str, float]:
     """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring.
 
@@ -150,6 +182,8 @@ async def room(
         (on 200, 199, ... seeds: no two share a cache entry) while the room works.
     :param explorers: sessions more that each press "New seed" on Compare every
         ``explore_think`` s on average (exponential pauses) while the room works.
+    :param designers: sessions more that each move a weight on the Reward designer every
+        ``design_think`` s on average while the room works.
     """
     rng = np.random.default_rng(n)
     async with contextlib.AsyncExitStack() as stack:
@@ -157,6 +191,7 @@ async def room(
         clients = [await stack.enter_async_context(StudentClient.connect(url)) for url in urls]
         heavy = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(evaluators)]
         exploring = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(explorers)]
+        designing = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(designers)]
         students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
         opened = await asyncio.gather(*(c.open_page() for c in clients))
         page_s = [run.seconds for run in opened]
@@ -172,12 +207,14 @@ async def room(
                 await asyncio.sleep(min(rng.exponential(think), max(0.0, deadline - time.perf_counter())))
 
         cpu0, client0, wall0 = servers_cpu_s(servers), time.process_time(), time.perf_counter()
-        *_, evaluations, explored = await asyncio.gather(
+        *_, evaluations, explored, designed = await asyncio.gather(
             *(work(s) for s in students),
             asyncio.gather(*(evaluate_on_compare(c, MAX_EPISODES - j) for j, c in enumerate(heavy))),
             asyncio.gather(*(explore_on_compare(c, deadline, explore_think, rng) for c in exploring)),
+            asyncio.gather(*(design_rewards(c, deadline, design_think, rng) for c in designing)),
         )
         new_seeds = [s for answers in explored for s in answers]
+        weight_changes = [s for answers in designed for s in answers]
         wall = time.perf_counter() - wall0
         server_cores = (servers_cpu_s(servers) - cpu0) / wall
         client_cores = (time.process_time() - client0) / wall
@@ -203,6 +240,11 @@ async def room(
              "new_seed_p95_ms": percentile_ms(new_seeds, 95)}
             if explorers else {}
         ),
+        **(
+            {"weight_changes": len(weight_changes), "weight_change_p50_ms": percentile_ms(weight_changes, 50),
+             "weight_change_p95_ms": percentile_ms(weight_changes, 95)}
+            if designers else {}
+        ),
     }  # fmt: skip
 
 
@@ -213,8 +255,11 @@ async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) ->
     rooms = {}
     for n in args.students:
         think = PEER_THINK_S if n == 1 else args.think
-        heavy = {"evaluators": args.evaluators, "explorers": args.explorers} if n > 1 else {}
-        rooms[n] = await room(servers, n, args.seconds, think, args.bursts, explore_think=args.explore_think, **heavy)
+        heavy = {"evaluators": args.evaluators, "explorers": args.explorers, "designers": args.designers}
+        rooms[n] = await room(
+            servers, n, args.seconds, think, args.bursts,
+            explore_think=args.explore_think, design_think=args.design_think, **(heavy if n > 1 else {}),
+        )  # fmt: skip
     return rooms
 
 
@@ -232,6 +277,10 @@ def main() -> None:
         "--explorers", type=int, default=0, help="sessions pressing 'New seed' on Compare meanwhile (first server)"
     )
     parser.add_argument("--explore-think", type=float, default=8.0, help="mean pause between their presses, s")
+    parser.add_argument(
+        "--designers", type=int, default=0, help="sessions moving weights on the Reward designer (first server)"
+    )
+    parser.add_argument("--design-think", type=float, default=4.0, help="mean pause between their moves, s")
     args = parser.parse_args()
     if 1 not in args.students:
         args.students = [1, *args.students]  # the peer of every ratio
@@ -265,6 +314,10 @@ def main() -> None:
             print(f"room of {n}: {args.explorers} sessions pressed 'New seed' on Compare {r['new_seeds']} times, "
                   f"answered in {r['new_seed_p50_ms']:.0f} ms at the median, "
                   f"{r['new_seed_p95_ms']:.0f} ms at p95")  # fmt: skip
+        if "weight_changes" in r:
+            print(f"room of {n}: {args.designers} sessions moved a weight on the Reward designer {r['weight_changes']} "
+                  f"times, answered in {r['weight_change_p50_ms']:.0f} ms at the median, "
+                  f"{r['weight_change_p95_ms']:.0f} ms at p95")  # fmt: skip
     print(json.dumps(figures))
 
 

@@ -63,26 +63,152 @@ class Landscape:
         return MAGNET_LABELS[self.y_index]
 
 
-def _rewards_for_beams(
-    spec: RewardSpec,
-    beams: np.ndarray,
-    target: np.ndarray,
-    errors_0: np.ndarray,
-    previous_errors: np.ndarray,
-    thresholds: np.ndarray,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class GridBeams:
+    """The beams on the screen for one step to every point of a grid of two magnets' settings.
+
+    Everything a reward needs and nothing that depends on the reward, so one tracking serves
+    any number of reward specs (:func:`landscape_of`).
+
+    :param x_index: magnet along x, index into ``[Q1, Q2, CV, Q3, CH]``.
+    :param y_index: magnet along y.
+    :param x_values: settings along x (1/m^2 or rad), shape (nx,).
+    :param y_values: settings along y, shape (ny,).
+    :param beams: ``[mu_x, sigma_x, mu_y, sigma_y]`` on the screen in m, shape (ny, nx, 4).
+    :param pixel_sums: fraction of each beam on the screen, shape (ny, nx).
+    :param on_screen: whether each beam's centre is on the screen, shape (ny, nx).
+    :param target: the target beam in m, shape (4,).
+    :param reset_beam: the beam at the episode's reset (defines obj_0), shape (4,).
+    :param current_beam: the beam at the current magnets (the previous step), shape (4,).
+    :param current: current settings ``(x, y)`` of the two magnets.
+    """
+
+    x_index: int
+    y_index: int
+    x_values: np.ndarray
+    y_values: np.ndarray
+    beams: np.ndarray
+    pixel_sums: np.ndarray
+    on_screen: np.ndarray
+    target: np.ndarray
+    reset_beam: np.ndarray
+    current_beam: np.ndarray
+    current: tuple[float, float]
+
+
+def track_grid_beams(
+    start: EpisodeStart,
+    magnets: Sequence[float],
+    simulator: BeamlineSimulator,
+    x_index: int,
+    x_values: np.ndarray,
+    y_index: int,
+    y_values: np.ndarray,
+) -> GridBeams:
+    """Track one step from ``magnets`` to every point of the grid ``y_values`` x ``x_values``.
+
+    One broadcast Cheetah call for the grid (len(y_values) * len(x_values) beams) and one
+    for the reset and current states.
+
+    :param start: the episode's initial state (target, incoming beam, misalignments and the
+        magnets at reset).
+    :param magnets: current ``[Q1, Q2, CV, Q3, CH]``; the other three magnets stay here.
+    """
+    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
+    xs = np.asarray(x_values, dtype=np.float64).reshape(-1)
+    ys = np.asarray(y_values, dtype=np.float64).reshape(-1)
+    ref = simulator.track(
+        np.stack([start.magnets, magnets]), np.tile(start.incoming, (2, 1)), np.tile(start.misalignments, (2, 1))
+    )
+    beams = simulator.track_grid(magnets, start.incoming, start.misalignments, x_index, xs, y_index, ys)
     flat = beams.reshape(-1, 4)
-    errors = flat - target
-    n = len(flat)
-    within = np.all(np.abs(errors) <= thresholds, axis=1) if np.isfinite(thresholds).any() else np.zeros(n, bool)
-    return spec.reward(
-        errors=errors,
-        previous_errors=np.broadcast_to(previous_errors, (n, 4)),
-        errors_0=np.broadcast_to(errors_0, (n, 4)),
-        pixel_sum=pixel_sum(flat),
-        on_screen=is_on_screen(flat),
-        within_thresholds=within,
-    ).reshape(beams.shape[:-1])
+    return GridBeams(
+        x_index=x_index,
+        y_index=y_index,
+        x_values=xs,
+        y_values=ys,
+        beams=beams,
+        pixel_sums=pixel_sum(flat).reshape(beams.shape[:-1]),
+        on_screen=is_on_screen(flat).reshape(beams.shape[:-1]),
+        target=np.asarray(start.target, dtype=np.float64),
+        reset_beam=ref[0],
+        current_beam=ref[1],
+        current=(float(magnets[x_index]), float(magnets[y_index])),
+    )
+
+
+def landscape_of(spec: RewardSpec, grid: GridBeams, thresholds: Sequence[float | None] = (None,) * 4) -> Landscape:
+    """The reward ``spec`` gives each point of ``grid`` (no tracking: numpy on the grid's beams).
+
+    :param thresholds: success thresholds on |mu_x|, |sigma_x|, |mu_y|, |sigma_y| errors in
+        m (None: not checked), for the spec's success bonus.
+    """
+    th = np.array([np.inf if t is None else t for t in thresholds], dtype=np.float64)
+    errors_0 = grid.reset_beam - grid.target
+    previous = grid.current_beam - grid.target
+
+    def rewards(beams: np.ndarray, pixel_sums: np.ndarray, on_screen: np.ndarray) -> np.ndarray:
+        errors = beams - grid.target
+        n = len(errors)
+        within = np.all(np.abs(errors) <= th, axis=1) if np.isfinite(th).any() else np.zeros(n, bool)
+        return spec.reward(
+            errors=errors,
+            previous_errors=np.broadcast_to(previous, (n, 4)),
+            errors_0=np.broadcast_to(errors_0, (n, 4)),
+            pixel_sum=pixel_sums,
+            on_screen=on_screen,
+            within_thresholds=within,
+        )
+
+    shape = grid.beams.shape[:-1]
+    grid_rewards = rewards(grid.beams.reshape(-1, 4), grid.pixel_sums.reshape(-1), grid.on_screen.reshape(-1))
+    here_beam = grid.current_beam.reshape(1, 4)
+    here = rewards(here_beam, pixel_sum(here_beam), is_on_screen(here_beam))[0]
+    return Landscape(
+        x_index=grid.x_index,
+        y_index=grid.y_index,
+        x_values=grid.x_values,
+        y_values=grid.y_values,
+        reward=grid_rewards.reshape(shape),
+        current=grid.current,
+        current_reward=float(here),
+    )
+
+
+def landscape_grid(
+    start: EpisodeStart,
+    magnets: Sequence[float],
+    simulator: BeamlineSimulator,
+    *,
+    x_index: int = 0,
+    y_index: int = 1,
+    n: int = 100,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+) -> GridBeams:
+    """The beams of an n x n grid over two magnets (default: their full ranges), see :func:`reward_landscape`."""
+    _check_points(n)
+    x_range = x_range or (-MAGNET_LIMITS[x_index], MAGNET_LIMITS[x_index])
+    y_range = y_range or (-MAGNET_LIMITS[y_index], MAGNET_LIMITS[y_index])
+    xs, ys = np.linspace(*x_range, n), np.linspace(*y_range, n)
+    return track_grid_beams(start, magnets, simulator, x_index, xs, y_index, ys)
+
+
+def cut_grid(
+    start: EpisodeStart, magnets: Sequence[float], simulator: BeamlineSimulator, *, index: int = 0, n: int = 400
+) -> GridBeams:
+    """The beams of a one-dimensional cut: ``index`` sweeps its full range in ``n`` points, the
+    other magnets held at ``magnets`` (a 1 x n grid, so ``n`` beams)."""
+    _check_points(n)
+    other = 1 if index == 0 else 0
+    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
+    xs = np.linspace(-MAGNET_LIMITS[index], MAGNET_LIMITS[index], n)
+    return track_grid_beams(start, magnets, simulator, index, xs, other, magnets[other : other + 1])
+
+
+def _check_points(n: int) -> None:
+    if not 2 <= n <= MAX_GRID:
+        raise ValueError(f"n must be from 2 to {MAX_GRID}, got {n}")
 
 
 def reward_landscape(
@@ -114,50 +240,10 @@ def reward_landscape(
     :param thresholds: success thresholds on |mu_x|, |sigma_x|, |mu_y|, |sigma_y| errors in
         m (None: not checked), for the spec's success bonus.
     """
-    _check_points(n)
-    x_range = x_range or (-MAGNET_LIMITS[x_index], MAGNET_LIMITS[x_index])
-    y_range = y_range or (-MAGNET_LIMITS[y_index], MAGNET_LIMITS[y_index])
-    xs, ys = np.linspace(*x_range, n), np.linspace(*y_range, n)
-    return _landscape_over(spec, start, magnets, simulator, x_index, xs, y_index, ys, thresholds)
-
-
-def _check_points(n: int) -> None:
-    if not 2 <= n <= MAX_GRID:
-        raise ValueError(f"n must be from 2 to {MAX_GRID}, got {n}")
-
-
-def _landscape_over(
-    spec: RewardSpec,
-    start: EpisodeStart,
-    magnets: Sequence[float],
-    simulator: BeamlineSimulator,
-    x_index: int,
-    xs: np.ndarray,
-    y_index: int,
-    ys: np.ndarray,
-    thresholds: Sequence[float | None],
-) -> Landscape:
-    """The reward of one step to every point of the grid ``ys`` x ``xs`` (len(ys) * len(xs) beams)."""
-    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
-    th = np.array([np.inf if t is None else t for t in thresholds], dtype=np.float64)
-
-    # Reset state and current state: two rows of one call.
-    ref = simulator.track(
-        np.stack([start.magnets, magnets]), np.tile(start.incoming, (2, 1)), np.tile(start.misalignments, (2, 1))
+    grid = landscape_grid(
+        start, magnets, simulator, x_index=x_index, y_index=y_index, n=n, x_range=x_range, y_range=y_range
     )
-    errors_0, previous = ref[0] - start.target, ref[1] - start.target
-    beams = simulator.track_grid(magnets, start.incoming, start.misalignments, x_index, xs, y_index, ys)
-    grid = _rewards_for_beams(spec, beams, start.target, errors_0, previous, th)
-    here = _rewards_for_beams(spec, ref[1:2], start.target, errors_0, previous, th)[0]
-    return Landscape(
-        x_index=x_index,
-        y_index=y_index,
-        x_values=xs,
-        y_values=ys,
-        reward=grid,
-        current=(float(magnets[x_index]), float(magnets[y_index])),
-        current_reward=float(here),
-    )
+    return landscape_of(spec, grid, thresholds)
 
 
 def reward_cut(
@@ -178,11 +264,7 @@ def reward_cut(
     :param n: points along its full range, 2 to :data:`MAX_GRID`.
     :return: ``(values, reward)``, shapes (n,) each.
     """
-    _check_points(n)
-    other = 1 if index == 0 else 0
-    magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
-    xs = np.linspace(-MAGNET_LIMITS[index], MAGNET_LIMITS[index], n)
-    land = _landscape_over(spec, start, magnets, simulator, index, xs, other, magnets[other : other + 1], thresholds)
+    land = landscape_of(spec, cut_grid(start, magnets, simulator, index=index, n=n), thresholds)
     return land.x_values, land.reward[0]
 
 

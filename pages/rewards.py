@@ -68,7 +68,7 @@ else:
     cut_index = magnet_picker("One-dimensional cut along", "rd.cut", x_index)
     specs = {name: spec for name, spec in (("Reward A", spec_a), ("Reward B", spec_b)) if spec is not None}
     if specs:
-        show_cut(specs, state, cut_index, simulator)
+        show_cut(specs, state, cut_index)
 
 st.divider()
 st.subheader("Train it")

@@ -63,6 +63,24 @@ def test_choosing_a_preset_loads_its_terms(page):
     assert page.session_state["rd.b.w_sigma_x"] == 1.0
 
 
+def test_a_new_weight_redraws_the_landscapes_without_tracking_a_beam(page, monkeypatch):
+    from envlib.beamline import BeamlineSimulator
+
+    grids = []
+    original = BeamlineSimulator.track_grid
+    def counted(self, *args, **kwargs):
+        grids.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BeamlineSimulator, "track_grid", counted)
+    page.slider(key="rd.a.w_mu_x").set_value(1.75).run()
+    page.selectbox(key="rd.a.form").set_value("squared").run()
+    assert not page.exception and len(page.get("plotly_chart")) == 3
+    assert grids == [], "a reward's terms change what it pays, not where the beams go"
+    page.selectbox(key="rd.y").set_value(3).run()  # a new pair of magnets does need new beams
+    assert len(grids) == 1
+
+
 def test_train_button_opens_the_train_page_with_the_spec_filled_in(page):
     page.slider(key="rd.a.w_mu_y").set_value(1.0).run()
     page.button(key="rd.train.A").click().run()

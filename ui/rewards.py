@@ -12,7 +12,7 @@ import streamlit as st
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, BeamlineSimulator
 from envlib.config import EnvConfig, RunConfig, TrainConfig
 from envlib.figures import cut_figure, landscape_figure
-from envlib.landscape import Landscape, reward_cut, reward_landscape, reward_parts_at
+from envlib.landscape import GridBeams, Landscape, cut_grid, landscape_grid, landscape_of, reward_parts_at
 from envlib.reward_spec import MAX_WEIGHT, OBJECTIVE_FORMS, REWARD_KINDS, RewardSpec, RewardSpecError, preset
 from envlib.task import EpisodeStart
 
@@ -20,6 +20,8 @@ from envlib.task import EpisodeStart
 TRAIN_PREFILL_KEY = "train.prefill"
 PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
 _LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
+#: Points of the one-dimensional cut.
+CUT_POINTS = 400
 
 
 @dataclass(frozen=True)
@@ -121,19 +123,32 @@ def show_reward_at(spec: RewardSpec, state: RewardState, simulator: BeamlineSimu
     return total
 
 
-@st.cache_data(max_entries=48, show_spinner=False)
-def _cached_landscape(spec_json: str, state_json: str, x_index: int, y_index: int, n: int) -> Landscape:
-    from ui.common import shared_simulator
-
-    spec = RewardSpec.from_dict(json.loads(spec_json))
+def _state_from_key(state_json: str) -> tuple[EpisodeStart, np.ndarray]:
     target, incoming, misalignments, start_magnets, _, magnets = (np.array(v) for v in json.loads(state_json))
     start = EpisodeStart(target=target, incoming=incoming, misalignments=misalignments, magnets=start_magnets)
-    return reward_landscape(spec, start, magnets, shared_simulator(), x_index=x_index, y_index=y_index, n=n)
+    return start, magnets
+
+
+# The beams are cached, not the rewards: a new weight or form costs no tracking, only numpy.
+@st.cache_data(max_entries=48, show_spinner=False)
+def _cached_grid(state_json: str, x_index: int, y_index: int, n: int) -> GridBeams:
+    from ui.common import shared_simulator
+
+    start, magnets = _state_from_key(state_json)
+    return landscape_grid(start, magnets, shared_simulator(), x_index=x_index, y_index=y_index, n=n)
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def _cached_cut_grid(state_json: str, index: int, n: int) -> GridBeams:
+    from ui.common import shared_simulator
+
+    start, magnets = _state_from_key(state_json)
+    return cut_grid(start, magnets, shared_simulator(), index=index, n=n)
 
 
 def landscape(spec: RewardSpec, state: RewardState, x_index: int, y_index: int, n: int) -> Landscape:
-    """The spec's landscape over two magnets at ``state`` (cached per inputs)."""
-    return _cached_landscape(json.dumps(spec.to_dict(), sort_keys=True), state.key(), x_index, y_index, n)
+    """The spec's landscape over two magnets at ``state`` (the grid's beams cached per state)."""
+    return landscape_of(spec, _cached_grid(state.key(), x_index, y_index, n))
 
 
 def show_landscape(land: Landscape, title: str) -> None:
@@ -150,13 +165,11 @@ def show_landscape(land: Landscape, title: str) -> None:
     st.caption(f"Best point: {land.x_label} = {bx:.3g}, {land.y_label} = {by:.3g} (reward {best:.4g}). {verdict}")
 
 
-def show_cut(specs: dict[str, RewardSpec], state: RewardState, index: int, simulator: BeamlineSimulator) -> None:
-    """Reward of each spec along one magnet, the others held."""
-    curves = {}
-    values = None
-    for name, spec in specs.items():
-        values, curves[name] = reward_cut(spec, state.start, state.magnets, simulator, index=index, n=400)
-    st.plotly_chart(cut_figure(index, values, curves, float(state.magnets[index])), width="stretch", key="cut")
+def show_cut(specs: dict[str, RewardSpec], state: RewardState, index: int) -> None:
+    """Reward of each spec along one magnet, the others held (the cut's beams cached per state)."""
+    grid = _cached_cut_grid(state.key(), index, CUT_POINTS)
+    curves = {name: landscape_of(spec, grid).reward[0] for name, spec in specs.items()}
+    st.plotly_chart(cut_figure(index, grid.x_values, curves, float(state.magnets[index])), width="stretch", key="cut")
 
 
 def training_config_for(spec: RewardSpec) -> RunConfig:
