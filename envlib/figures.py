@@ -215,15 +215,23 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
             name=f"best: {best:.4g}",
         )
     )  # fmt: skip
+    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))  # a best point at a limit shows whole
     fig.update_layout(
         title=title,
         height=height,
-        xaxis_title=x_title,
-        yaxis_title=y_title,
+        # The grid's cells exactly: left to autorange, a marker at a limit widens one axis only.
+        xaxis=dict(title=x_title, range=_cell_edges(landscape.x_values * x_scale)),
+        yaxis=dict(title=y_title, range=_cell_edges(landscape.y_values * y_scale)),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
     )
     return fig
+
+
+def _cell_edges(values: np.ndarray) -> list[float]:
+    """``[low, high]`` of a heatmap axis whose cell centres are ``values`` (evenly spaced)."""
+    half = (values[-1] - values[0]) / (len(values) - 1) / 2 if len(values) > 1 else 0.5
+    return [float(values[0] - half), float(values[-1] + half)]
 
 
 def cut_figure(index: int, values: np.ndarray, curves: dict[str, np.ndarray], current: float, *, height: int = 300) -> go.Figure:

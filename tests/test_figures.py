@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from envlib.figures import screen_figure
+from envlib.figures import landscape_figure, screen_figure
 
 HX_MM, HY_MM = 2448 * 3.3198e-3 / 2, 2040 * 2.4469e-3 / 2  # screen half size in mm (reference table)
 BEAM = np.array([1e-3, 2e-4, -5e-4, 1e-4])
@@ -117,3 +117,16 @@ def test_the_figure_serialises_to_a_small_payload(image):
     """The screen is sent to every browser on every slider move."""
     wide = np.array([0.0, 2e-3, 0.0, 1.5e-3])  # a beam over most of the screen: the largest picture
     assert len(screen_figure(wide, TARGET, image=image).to_json()) < 100_000
+
+
+def test_a_landscape_spans_its_grid_and_marks_a_best_point_at_a_limit_whole():
+    from envlib.landscape import Landscape
+
+    xs, ys = np.linspace(-72, 72, 5), np.linspace(-72, 72, 3)
+    reward = np.zeros((3, 5))
+    reward[2, 4] = 1.0  # best at Q1 = Q2 = +72, a corner
+    fig = landscape_figure(Landscape(0, 1, xs, ys, reward, current=(0.0, 0.0), current_reward=0.0))
+    assert list(fig.layout.xaxis.range) == [-90.0, 90.0]  # cells 36 wide around -72 ... 72
+    assert list(fig.layout.yaxis.range) == [-108.0, 108.0]  # cells 72 high
+    best = fig.data[2]
+    assert (best.x[0], best.y[0]) == (72.0, 72.0) and best.cliponaxis is False
