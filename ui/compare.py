@@ -256,9 +256,10 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
     :param show_objective: also the formula of obj (off when the page shows one for all).
     """
     st.markdown(setup_markdown(choice.config.env, training_run=not choice.key.startswith("pretrained/")))
-    st.latex(reward_formula(choice.config.env))
+    # Inline math: it wraps at = and +/- in a narrow panel, where a display formula is cut off.
+    st.markdown(f"${reward_formula(choice.config.env)}$")
     if show_objective and choice.config.env.reward_mode != "custom":
-        st.latex(objective_latex(choice.config.env.objective_terms))
+        st.markdown(f"${objective_latex(choice.config.env.objective_terms)}$")
 
 
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
