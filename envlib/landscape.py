@@ -4,6 +4,10 @@ A landscape answers "where would one step to this setting put the reward?" for e
 of a grid, the other magnets held at their current values. It is computed with one
 broadcast Cheetah call (:meth:`BeamlineSimulator.track_grid`) and the reward spec's own
 terms, so it is exactly what the environment would return for that step.
+
+The two parts are separate: :func:`landscape_grid` and :func:`cut_grid` track the beams
+(:class:`GridBeams`, the costly part), :func:`landscape_of` applies a reward to them (numpy
+only), so trying another reward on the same state tracks nothing.
 """
 
 from __future__ import annotations
