@@ -16,7 +16,11 @@ a student can ask for); the table then also gives when their evaluations finishe
 on average (the agents run on a new beam and its screens are built anew). With
 ``--designers K``, K more sessions on the Reward designer move one of Reward A's weight
 sliders to a random value every ``--design-think`` s on average (its landscape, formula,
-value and the cut through both rewards are computed anew).
+value and the cut through both rewards are computed anew). With ``--watchers K``, one more
+session launches the tutorial's training on the Train page (it runs as its own process, on
+the other core) and K sessions watch it: each reruns the page's live section every
+``LIVE_REFRESH_S`` s, as a browser does (the run's folder is a temporary one, and the
+training is stopped at the end).
 
 A move is timed from sending it until the server's ``script_finished`` (new screen, table
 and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
@@ -29,7 +33,7 @@ port with its own ``ARES_RUNS_DIR``).
 
     python bench/workshop_load.py [--students 1 10 30 60 100] [--seconds 20] [--think 2] [--bursts 3]
                                   [--servers 1] [--evaluators 0] [--explorers 0] [--explore-think 8]
-                                  [--designers 0] [--design-think 4]
+                                  [--designers 0] [--design-think 4] [--watchers 0]
 
 Prints a table; the last line is one JSON object.
 """
@@ -56,6 +60,7 @@ from playground_latency import random_moves  # noqa: E402
 from streamlit_client import ScriptRun, StudentClient  # noqa: E402
 
 from ui.compare import MAX_EPISODES  # noqa: E402
+from ui.train import LIVE_REFRESH_S  # noqa: E402
 
 MOVES_PER_STUDENT = 2_000  # more than any run makes
 PEER_THINK_S = 0.5  # the room of one: a student alone, moving every ~0.5 s (~40 moves in 20 s)
@@ -164,6 +169,34 @@ async def design_rewards(
         answers.append(run.seconds)
 
 
+async def launch_training(client: StudentClient) -> None:
+    """Open the Train page and launch its default config (the tutorial's, 200k steps)."""
+    await client.open_page("train")
+    run = await client.click("Launch training")
+    if not run.of_kind("dataframe"):  # the job list
+        raise RuntimeError("the launch brought no job list")
+
+
+async def watch_training(client: StudentClient, until: float, rng: np.random.Generator) -> list[float]:
+    """Open the Train page and rerun its live section every ``LIVE_REFRESH_S`` s until ``until``.
+
+    :return: seconds from each refresh request until its answer arrived.
+    """
+    opened = await client.open_page("train")
+    live = client.fragment_of(opened, "dataframe")  # the job list is in the live section
+    await asyncio.sleep(rng.uniform(0, LIVE_REFRESH_S))  # browsers do not tick in step
+    answers = []
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        run = await client.rerun_fragment(live)
+        if not run.of_kind("dataframe"):
+            raise RuntimeError("a refresh brought no job list")
+        answers.append(run.seconds)
+        # The browser's timer runs from the end of the previous refresh.
+        await asyncio.sleep(max(0.0, LIVE_REFRESH_S - (time.perf_counter() - started) + run.seconds))
+    return answers
+
+
 async def room(
     servers: list[StreamlitServer],
     n: int,
@@ -175,6 +208,7 @@ async def room(
     explore_think: float = 8.0,
     designers: int = 0,
     design_think: float = 4.0,
+    watchers: int = 0,
 ) -> dict[str, float]:
     """Figures of one room of ``n`` students, shared round-robin by ``servers``; see the module docstring.
 
@@ -184,6 +218,8 @@ async def room(
         ``explore_think`` s on average (exponential pauses) while the room works.
     :param designers: sessions more that each move a weight on the Reward designer every
         ``design_think`` s on average while the room works.
+    :param watchers: sessions more that watch a training on the Train page (launched by
+        one more session before the room starts, stopped after it) while the room works.
     """
     rng = np.random.default_rng(n)
     async with contextlib.AsyncExitStack() as stack:
@@ -192,6 +228,10 @@ async def room(
         heavy = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(evaluators)]
         exploring = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(explorers)]
         designing = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(designers)]
+        watching = [await stack.enter_async_context(StudentClient.connect(servers[0].url)) for _ in range(watchers)]
+        launcher = await stack.enter_async_context(StudentClient.connect(servers[0].url)) if watchers else None
+        if launcher is not None:
+            await launch_training(launcher)
         students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
         opened = await asyncio.gather(*(c.open_page() for c in clients))
         page_s = [run.seconds for run in opened]
@@ -207,14 +247,16 @@ async def room(
                 await asyncio.sleep(min(rng.exponential(think), max(0.0, deadline - time.perf_counter())))
 
         cpu0, client0, wall0 = servers_cpu_s(servers), time.process_time(), time.perf_counter()
-        *_, evaluations, explored, designed = await asyncio.gather(
+        *_, evaluations, explored, designed, watched = await asyncio.gather(
             *(work(s) for s in students),
             asyncio.gather(*(evaluate_on_compare(c, MAX_EPISODES - j) for j, c in enumerate(heavy))),
             asyncio.gather(*(explore_on_compare(c, deadline, explore_think, rng) for c in exploring)),
             asyncio.gather(*(design_rewards(c, deadline, design_think, rng) for c in designing)),
+            asyncio.gather(*(watch_training(c, deadline, rng) for c in watching)),
         )
         new_seeds = [s for answers in explored for s in answers]
         weight_changes = [s for answers in designed for s in answers]
+        refreshes = [s for answers in watched for s in answers]
         wall = time.perf_counter() - wall0
         server_cores = (servers_cpu_s(servers) - cpu0) / wall
         client_cores = (time.process_time() - client0) / wall
@@ -223,6 +265,8 @@ async def room(
         for _ in range(bursts):
             burst += await asyncio.gather(*(s.move() for s in students))
             await asyncio.sleep(1.0)
+        if launcher is not None:
+            await launcher.click("Stop")  # the launcher's own job: the training saves and ends
     return {
         "page_p50_ms": percentile_ms(page_s, 50),
         "page_max_ms": percentile_ms(page_s, 100),
@@ -245,6 +289,11 @@ async def room(
              "weight_change_p95_ms": percentile_ms(weight_changes, 95)}
             if designers else {}
         ),
+        **(
+            {"refreshes": len(refreshes), "refresh_p50_ms": percentile_ms(refreshes, 50),
+             "refresh_p95_ms": percentile_ms(refreshes, 95)}
+            if watchers else {}
+        ),
     }  # fmt: skip
 
 
@@ -255,7 +304,8 @@ async def run_rooms(servers: list[StreamlitServer], args: argparse.Namespace) ->
     rooms = {}
     for n in args.students:
         think = PEER_THINK_S if n == 1 else args.think
-        heavy = {"evaluators": args.evaluators, "explorers": args.explorers, "designers": args.designers}
+        heavy = {"evaluators": args.evaluators, "explorers": args.explorers, "designers": args.designers,
+                 "watchers": args.watchers}  # fmt: skip
         rooms[n] = await room(
             servers, n, args.seconds, think, args.bursts,
             explore_think=args.explore_think, design_think=args.design_think, **(heavy if n > 1 else {}),
@@ -281,12 +331,16 @@ def main() -> None:
         "--designers", type=int, default=0, help="sessions moving weights on the Reward designer (first server)"
     )
     parser.add_argument("--design-think", type=float, default=4.0, help="mean pause between their moves, s")
+    parser.add_argument(
+        "--watchers", type=int, default=0, help="sessions watching a training on the Train page (first server)"
+    )
     args = parser.parse_args()
     if 1 not in args.students:
         args.students = [1, *args.students]  # the peer of every ratio
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
+        os.environ["ARES_RUNS_DIR"] = str(Path(logs) / "runs")  # a launched training's files go here
         servers = [stack.enter_context(streamlit_server(Path(logs))) for _ in range(args.servers)]
         rooms = asyncio.run(run_rooms(servers, args))
 
@@ -318,6 +372,10 @@ def main() -> None:
             print(f"room of {n}: {args.designers} sessions moved a weight on the Reward designer {r['weight_changes']} "
                   f"times, answered in {r['weight_change_p50_ms']:.0f} ms at the median, "
                   f"{r['weight_change_p95_ms']:.0f} ms at p95")  # fmt: skip
+        if "refreshes" in r:
+            print(f"room of {n}: {args.watchers} sessions watched a training on the Train page, {r['refreshes']} "
+                  f"refreshes answered in {r['refresh_p50_ms']:.0f} ms at the median, "
+                  f"{r['refresh_p95_ms']:.0f} ms at p95")  # fmt: skip
     print(json.dumps(figures))
 
 

@@ -122,6 +122,20 @@ class StudentClient:
         state.id, state.int_value = widget_id, int(value)
         return await self._run(message)
 
+    def fragment_of(self, run: ScriptRun, kind: str) -> str:
+        """The fragment id of the first element of ``kind`` in ``run`` ('' when outside any)."""
+        for k, _, fragment_id in run.elements:
+            if k == kind:
+                return fragment_id
+        raise KeyError(f"no {kind} in that run; it drew {[k for k, _, _ in run.elements]}")
+
+    async def rerun_fragment(self, fragment_id: str) -> ScriptRun:
+        """Rerun one fragment as a browser does for ``st.fragment(run_every=...)``."""
+        message = self._request()
+        message.rerun_script.fragment_id = fragment_id
+        message.rerun_script.is_auto_rerun = True
+        return await self._run(message)
+
     def slider(self, key: str) -> Slider:
         """The slider whose widget key is ``key`` (e.g. ``"pg.magnet.Q1"``), as last drawn."""
         try:
@@ -164,6 +178,8 @@ class StudentClient:
                 elif kind == "navigation":
                     self.pages = {page.url_pathname: page.page_script_hash for page in received.navigation.app_pages}
                 elif kind == "script_finished":
+                    if received.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        continue  # st.rerun(): the new run follows on the same socket
                     run.seconds = time.perf_counter() - start
                     if received.script_finished not in _FINISHED:
                         status = ForwardMsg.ScriptFinishedStatus.Name(received.script_finished)
