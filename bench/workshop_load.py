@@ -18,9 +18,9 @@ on average (the agents run on a new beam and its screens are built anew). With
 sliders to a random value every ``--design-think`` s on average (its landscape, formula,
 value and the cut through both rewards are computed anew). With ``--watchers K``, one more
 session launches the tutorial's training on the Train page (it runs as its own process, on
-the other core) and K sessions watch it: each reruns the page's live section every
-``LIVE_REFRESH_S`` s, as a browser does (the run's folder is a temporary one, and the
-training is stopped at the end).
+the other core) and K sessions watch it: each refreshes the page's job list and history
+charts as a browser does (the run's folder is a temporary one, and the training is stopped
+at the end).
 
 A move is timed from sending it until the server's ``script_finished`` (new screen, table
 and rewards all arrived); the browser's drawing adds ~100 ms (``playground_latency.py``).
@@ -60,7 +60,7 @@ from playground_latency import random_moves  # noqa: E402
 from streamlit_client import ScriptRun, StudentClient  # noqa: E402
 
 from ui.compare import MAX_EPISODES  # noqa: E402
-from ui.train import LIVE_REFRESH_S  # noqa: E402
+from ui.train import HISTORY_REFRESH_S, LIVE_REFRESH_S  # noqa: E402
 
 MOVES_PER_STUDENT = 2_000  # more than any run makes
 PEER_THINK_S = 0.5  # the room of one: a student alone, moving every ~0.5 s (~40 moves in 20 s)
@@ -177,24 +177,33 @@ async def launch_training(client: StudentClient) -> None:
         raise RuntimeError("the launch brought no job list")
 
 
-async def watch_training(client: StudentClient, until: float, rng: np.random.Generator) -> list[float]:
-    """Open the Train page and rerun its live section every ``LIVE_REFRESH_S`` s until ``until``.
+async def watch_training(
+    client: StudentClient, opened: ScriptRun, until: float, rng: np.random.Generator
+) -> list[float]:
+    """On the Train page (``opened``: its first run), refresh the live section until ``until``
+    as a browser does: the job list every ``LIVE_REFRESH_S`` s, the history every
+    ``HISTORY_REFRESH_S`` s (each timer runs from the end of the previous refresh; one
+    request at a time on the session's socket).
 
     :return: seconds from each refresh request until its answer arrived.
     """
-    opened = await client.open_page("train")
-    live = client.fragment_of(opened, "dataframe")  # the job list is in the live section
-    await asyncio.sleep(rng.uniform(0, LIVE_REFRESH_S))  # browsers do not tick in step
+    fragments: dict[str, float] = {}
+    for kind, every in (("dataframe", LIVE_REFRESH_S), ("multiselect", HISTORY_REFRESH_S)):  # job list, history
+        fragment = client.fragment_of(opened, kind)
+        fragments[fragment] = min(every, fragments.get(fragment, every))  # one fragment: the shorter timer
+    now = time.perf_counter()
+    due = {fragment: now + rng.uniform(0, every) for fragment, every in fragments.items()}  # not in step
     answers = []
-    while time.perf_counter() < until:
-        started = time.perf_counter()
-        run = await client.rerun_fragment(live)
-        if not run.of_kind("dataframe"):
-            raise RuntimeError("a refresh brought no job list")
+    while True:
+        fragment = min(due, key=due.get)
+        await asyncio.sleep(max(0.0, due[fragment] - time.perf_counter()))
+        if time.perf_counter() >= until:
+            return answers
+        run = await client.rerun_fragment(fragment)
+        if not run.elements:
+            raise RuntimeError("a refresh brought nothing")
         answers.append(run.seconds)
-        # The browser's timer runs from the end of the previous refresh.
-        await asyncio.sleep(max(0.0, LIVE_REFRESH_S - (time.perf_counter() - started) + run.seconds))
-    return answers
+        due[fragment] = time.perf_counter() + fragments[fragment]
 
 
 async def room(
@@ -232,6 +241,9 @@ async def room(
         launcher = await stack.enter_async_context(StudentClient.connect(servers[0].url)) if watchers else None
         if launcher is not None:
             await launch_training(launcher)
+        # Watchers open the page before the steady phase: a room opening a page is the start of the
+        # phase's own figures (page_*), here the refreshes alone are measured.
+        watch_pages = await asyncio.gather(*(c.open_page("train") for c in watching))
         students = [Student(c, seed=1000 * n + i) for i, c in enumerate(clients)]
         opened = await asyncio.gather(*(c.open_page() for c in clients))
         page_s = [run.seconds for run in opened]
@@ -252,7 +264,9 @@ async def room(
             asyncio.gather(*(evaluate_on_compare(c, MAX_EPISODES - j) for j, c in enumerate(heavy))),
             asyncio.gather(*(explore_on_compare(c, deadline, explore_think, rng) for c in exploring)),
             asyncio.gather(*(design_rewards(c, deadline, design_think, rng) for c in designing)),
-            asyncio.gather(*(watch_training(c, deadline, rng) for c in watching)),
+            asyncio.gather(
+                *(watch_training(c, run, deadline, rng) for c, run in zip(watching, watch_pages, strict=True))
+            ),
         )
         new_seeds = [s for answers in explored for s in answers]
         weight_changes = [s for answers in designed for s in answers]

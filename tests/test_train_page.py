@@ -314,3 +314,34 @@ def test_in_a_real_browser_the_page_follows_a_launched_job_by_itself_and_stops_i
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
     assert (run_dir / MODEL_FILE).is_file()
     assert "Browser Run" in (run_dir / "job.json").read_text()
+
+
+@pytest.mark.browser
+def test_a_job_list_refresh_sends_no_charts_and_a_history_refresh_sends_them(manager, tmp_path):
+    import asyncio
+
+    from browser_support import streamlit_server
+    from streamlit_client import StudentClient
+
+    from ui.train import HISTORY_REFRESH_S, LIVE_REFRESH_S
+
+    train = {**TINY, "total_timesteps": 400_000, "net_arch": [8]}
+    config = RunConfig.from_dict({"display_name": "Watched", "train": train})
+    job = manager.submit(config, owner="someone")
+    run_dir = manager.run_dir(job.job_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (run_dir / "episodes.csv").is_file():
+        time.sleep(0.2)
+
+    async def watch(url: str):
+        async with StudentClient.connect(url) as client:
+            opened = await client.open_page("train")
+            job_list, history = client.fragment_of(opened, "dataframe"), client.fragment_of(opened, "multiselect")
+            return job_list, history, await client.rerun_fragment(job_list), await client.rerun_fragment(history)
+
+    with streamlit_server(tmp_path) as server:  # it lists the job from the runs folder
+        job_list, history, list_run, history_run = asyncio.run(watch(server.url))
+    assert LIVE_REFRESH_S < HISTORY_REFRESH_S and job_list != history
+    # A watcher's frequent refresh carries the job list only; the charts come with the slower one.
+    assert list_run.of_kind("dataframe") and not list_run.of_kind("plotly_chart")
+    assert len(history_run.of_kind("plotly_chart")) == 3 and not history_run.of_kind("dataframe")

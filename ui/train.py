@@ -39,8 +39,11 @@ from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
 
 P = "train."
-#: Seconds between two refreshes of the live section while a job is queued or running.
+#: Seconds between two refreshes of the job list while a job is queued or running.
 LIVE_REFRESH_S = 2.0
+#: Seconds between two refreshes of the history charts: they are most of a refresh's cost,
+#: paid by every session watching (bench/workshop_load.py --watchers).
+HISTORY_REFRESH_S = 6.0
 #: Uploaded configs are small text files.
 MAX_UPLOAD_BYTES = 64 * 1024
 #: Raw episode points drawn per run; longer histories are thinned (the smoothed curve uses all).
@@ -714,8 +717,8 @@ def _progress_line(source: RunSource) -> None:
         st.error(f"{source.name} {job.status}: {job.error}")
 
 
-def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
-    """Job list, controls and history plots; reads only job records and run files."""
+def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
+    """The job list and this session's controls; reads only job records."""
     jobs = manager.list()
     active = any(j.active for j in jobs)
     if ticking and not active:
@@ -730,7 +733,10 @@ def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
     else:
         st.caption("No training jobs yet: set a config above and launch one.")
 
-    sources = _sources(manager, jobs)
+
+def history_body(manager: JobManager) -> None:
+    """Progress and history plots of the chosen runs; reads only job records and run files."""
+    sources = _sources(manager, manager.list())
     if not sources:
         return
     st.subheader("Training history")
@@ -754,8 +760,15 @@ def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
             column.plotly_chart(fig, key=f"{P}fig{i}")
 
 
+def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
+    """The whole live section once: :func:`jobs_body` then :func:`history_body`."""
+    jobs_body(manager, owner, ticking)
+    history_body(manager)
+
+
 def live_section(manager: JobManager, owner: str) -> None:
-    """The live part of the page; it refreshes itself every couple of seconds while jobs are active."""
+    """The live part of the page. While jobs are active the job list refreshes itself every
+    :data:`LIVE_REFRESH_S` s and the history every :data:`HISTORY_REFRESH_S` s."""
     ticking = any(j.active for j in manager.list())
-    fragment = st.fragment(live_body, run_every=LIVE_REFRESH_S if ticking else None)
-    fragment(manager, owner, ticking)
+    st.fragment(jobs_body, run_every=LIVE_REFRESH_S if ticking else None)(manager, owner, ticking)
+    st.fragment(history_body, run_every=HISTORY_REFRESH_S if ticking else None)(manager)
