@@ -9,9 +9,9 @@ Run from the repository root::
    with the default local backend, exactly as the page's Launch button does, and waits
    for it: ``job_wall_s`` from submission to the job's final record, ``train_s`` the
    training's own clock, ``startup_s`` from submission to the first environment step.
-2. Meanwhile, about once a second, renders the page's live section (the
-   ``st.fragment(run_every=2)`` body: job list, progress and the three history plots of
-   the running job) in Streamlit's AppTest and times the body's server work: reading the
+2. Meanwhile, about once a second, renders the page's whole live section (``live_body``:
+   the job list, refreshed every 2 s, and the progress and three history plots of the
+   running job, refreshed every 6 s) in Streamlit's AppTest and times its server work: reading the
    job records and CSVs, building the Plotly figures and serialising every element. After
    the job ends it does the same on the finished run's full history.
 
