@@ -48,6 +48,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,21 @@ async def evaluate_on_compare(client: StudentClient, episodes: int) -> float:
     return run.seconds
 
 
+async def after_pauses(
+    action: Callable[[], Awaitable[ScriptRun]], until: float, think: float, rng: np.random.Generator
+) -> list[float]:
+    """Do ``action`` after every pause (exponential, mean ``think`` s) until ``until``.
+
+    :return: seconds from each request until its answer arrived.
+    """
+    answers = []
+    while True:
+        await asyncio.sleep(rng.exponential(think))
+        if time.perf_counter() >= until:
+            return answers
+        answers.append((await action()).seconds)
+
+
 async def explore_on_compare(
     client: StudentClient, until: float, think: float, rng: np.random.Generator
 ) -> list[float]:
@@ -132,15 +148,14 @@ async def explore_on_compare(
     """
     await client.open_page("compare")
     await client.click("Run side by side")
-    answers = []
-    while True:
-        await asyncio.sleep(rng.exponential(think))
-        if time.perf_counter() >= until:
-            return answers
+
+    async def new_seed() -> ScriptRun:
         run = await client.click("New seed")
         if not run.of_kind("plotly_chart"):
             raise RuntimeError("a new seed brought no screens")
-        answers.append(run.seconds)
+        return run
+
+    return await after_pauses(new_seed, until, think, rng)
 
 
 #: The Reward designer's weight sliders of Reward A, and the values they take (0.25 steps).
@@ -157,16 +172,15 @@ async def design_rewards(
     :return: seconds from each move until the page's answer arrived.
     """
     await client.open_page("rewards")
-    answers = []
-    while True:
-        await asyncio.sleep(rng.exponential(think))
-        if time.perf_counter() >= until:
-            return answers
+
+    async def move_weight() -> ScriptRun:
         slider = client.slider(DESIGN_SLIDERS[rng.integers(len(DESIGN_SLIDERS))])
         run = await client.set_slider(slider, float(rng.choice(DESIGN_WEIGHTS)))
         if not run.of_kind("plotly_chart"):
             raise RuntimeError("a weight change brought no landscape")
-        answers.append(run.seconds)
+        return run
+
+    return await after_pauses(move_weight, until, think, rng)
 
 
 async def launch_training(client: StudentClient) -> None:
