@@ -111,9 +111,11 @@ def all_mode_rewards(**state: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def objective_latex(terms: Sequence[str]) -> str:
-    """LaTeX of the objective over ``terms``, e.g. ``|\\sigma_x^c - \\sigma_x^t| + ...``."""
+    """LaTeX of the objective over ``terms``, e.g. ``|\\sigma_x^c - \\sigma_x^t| + ...``.
+
+    Each term is a group: inline math wraps between the terms, never inside one."""
     parts = [
-        rf"|{_LATEX_SYMBOLS[t]}^{{(c)}} - {_LATEX_SYMBOLS[t]}^{{(t)}}|" for t in BEAM_PARAMETER_NAMES if t in terms
+        rf"{{|{_LATEX_SYMBOLS[t]}^{{(c)}} - {_LATEX_SYMBOLS[t]}^{{(t)}}|}}" for t in BEAM_PARAMETER_NAMES if t in terms
     ]
     return r"\mathrm{obj} = " + " + ".join(parts)
 
@@ -122,7 +124,7 @@ def reward_latex(mode: str, time_reward: float = 0.0) -> str:
     """LaTeX of the reward of ``mode`` plus its time term."""
     base = {
         "negative_objective": r"r_j = -\,\mathrm{obj}_j / \mathrm{obj}_0",
-        "objective_improvement": r"r_j = (\mathrm{obj}_{j-1} - \mathrm{obj}_j) / \mathrm{obj}_0",
+        "objective_improvement": r"r_j = {(\mathrm{obj}_{j-1} - \mathrm{obj}_j) / \mathrm{obj}_0}",
         "sum_of_pixels": r"r_j = -\sum_{\text{pixels}} \text{pixel value}_j",
     }
     if mode not in base:

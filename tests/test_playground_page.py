@@ -58,10 +58,12 @@ def shown_reward(at: AppTest, mode: str) -> float:
 
 
 def shown_objectives(at: AppTest) -> tuple[float, float, float]:
-    """obj_j, obj_{j-1} and obj_0 in mm, as the readout's table shows them."""
-    lines = readout_text(at).splitlines()
-    header = next(i for i, line in enumerate(lines) if OBJ_LABELS["obj_0"] in line)
-    return tuple(float(v.strip(" *")) for v in lines[header + 2].strip("|").split("|"))
+    """obj_j, obj_{j-1} and obj_0 in mm, as the readout shows them."""
+    text = readout_text(at)
+    return tuple(
+        float(re.search(rf"{re.escape(OBJ_LABELS[k])} = \**(\d+\.\d+)\** mm", text).group(1))
+        for k in ("obj", "obj_previous", "obj_0")
+    )
 
 
 def envlib_beam(simulator, magnets_si) -> np.ndarray:
@@ -111,7 +113,7 @@ def test_reward_readout_matches_envlibs_reward_functions(app, simulator):
     assert obj_shown == pytest.approx(obj[0] * 1e3, abs=6e-5)
     assert previous_shown == obj_0_shown == pytest.approx(obj_0[0] * 1e3, abs=6e-5)
     for mode in rewards.REWARD_MODES:
-        assert f"$$\n{rewards.reward_latex(mode)}\n$$" in readout_text(app)
+        assert f"${rewards.reward_latex(mode)}$" in readout_text(app)
 
 
 def test_sum_of_pixels_shows_minus_one_while_the_beam_stays_on_the_screen(app):
@@ -216,7 +218,7 @@ def test_objective_terms_are_chosen_and_shown(app):
     assert app.session_state["pg.session"].config.objective_terms == ("sigma_x", "sigma_y")
     table = app.table[0].value
     assert list(table["in obj"]) == ["—", "✓", "—", "✓"]
-    assert f"$$\n{rewards.objective_latex(('sigma_x', 'sigma_y'))}\n$$" in readout_text(app)
+    assert f"${rewards.objective_latex(('sigma_x', 'sigma_y'))}$" in readout_text(app)
     app.button_group(key="pg.terms").set_value([]).run()
     assert "at least one" in app.warning[0].value
     assert app.session_state["pg.session"].config.objective_terms == ALL

@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
+from streamlit.delta_generator import DeltaGenerator
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
 from envlib.compare import (
@@ -55,8 +56,10 @@ K_LOG = "cmp.log"
 K_EPISODES = "cmp.episodes"
 K_EVALUATION = "cmp.evaluation"
 
-#: At most this many agents side by side (one row of panels; bounds the work of one click).
+#: At most this many agents side by side (bounds the work of one click).
 MAX_AGENTS = 6
+#: Narrowest agent panel, rem: a reward mode's name in code style fits on one line.
+PANEL_MIN_REM = 12.5
 DEFAULT_EPISODES = 50
 MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
@@ -194,17 +197,17 @@ def episode_controls() -> tuple[int, str]:
     :return: ``(seed, scenario)``.
     """
     st.session_state.setdefault(K_SEED, DEFAULT_SEED)
-    c_seed, c_new, c_scenario, c_run = st.columns([1.2, 1.1, 2.2, 1.5], vertical_alignment="bottom")
-    seed = c_seed.number_input(
-        "Seed", min_value=0, max_value=SEED_MAX, step=1, key=K_SEED, help="Same seed, same beam."
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    seed = row.number_input(
+        "Seed", min_value=0, max_value=SEED_MAX, step=1, key=K_SEED, help="Same seed, same beam.", width=150
     )
-    c_new.button("New seed", on_click=_new_seed, icon=":material/casino:", width="stretch")
-    scenario = c_scenario.selectbox(
+    row.button("New seed", on_click=_new_seed, icon=":material/casino:")
+    scenario = row.selectbox(
         "Beams", list(SCENARIOS), key=K_SCENARIO, format_func=SCENARIO_LABELS.get,
         help="What the seed draws: every agent starts from the same incoming beam, misalignments, "
         "target (zero: smallest, centred beam) and magnets (zero).",
     )  # fmt: skip
-    c_run.button("Run side by side", type="primary", on_click=_run, icon=":material/play_arrow:", width="stretch")
+    row.button("Run side by side", type="primary", on_click=_run, icon=":material/play_arrow:")
     return int(seed), scenario
 
 
@@ -262,12 +265,30 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
         st.markdown(f"${objective_latex(choice.config.env.objective_terms)}$")
 
 
+def panel_grid(key: str, min_rem: float) -> DeltaGenerator:
+    """A container whose children take equal columns at least ``min_rem`` wide, as many per
+    row as fit: five agents side by side on a wide screen, in rows of two or three on a
+    projector's 1024 px, where columns would break names and formulas mid-word.
+
+    Streamlit's layout API has no minimum width for a stretching child, so a style sheet
+    sets a grid on the container's documented ``st-key-`` class; without it the container
+    is still a wrapping row.
+    """
+    st.html(
+        f"<style>.st-key-{key} {{display: grid !important; "
+        f"grid-template-columns: repeat(auto-fit, minmax({min_rem}rem, 1fr));}} "
+        f".st-key-{key} > div {{width: auto !important; min-width: 0 !important;}}</style>"
+    )
+    return st.container(horizontal=True, key=key)
+
+
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
     of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
-    for i, (column, choice) in enumerate(zip(st.columns(len(choices)), choices)):
-        with column.container(border=True, key=f"cmp-panel-{i}"):
+    grid = panel_grid("cmp-panels", PANEL_MIN_REM)
+    for i, choice in enumerate(choices):
+        with grid.container(border=True, key=f"cmp-panel-{i}"):
             agent_title(i, choice)
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
@@ -724,17 +745,16 @@ def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], erro
 def episode_exports(comparison: Comparison, choices: Sequence[AgentChoice], error: str, log_y: bool) -> None:
     """Download buttons: the traces as CSV and the comparison as HTML (files made on click)."""
     seed = comparison.seeds[0]
-    c_csv, c_html, c_note = st.columns([1, 1, 3], vertical_alignment="center")
-    c_csv.download_button(
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.download_button(
         "Traces (CSV)", data=functools.partial(traces_csv, comparison.traces), file_name=f"compare-seed-{seed}.csv",
-        mime="text/csv", icon=":material/download:", on_click="ignore", width="stretch",
+        mime="text/csv", icon=":material/download:", on_click="ignore",
     )  # fmt: skip
-    c_html.download_button(
+    row.download_button(
         "Figure (HTML)", data=functools.partial(comparison_html, comparison, choices, error, log_y),
         file_name=f"compare-seed-{seed}.html", mime="text/html", icon=":material/download:", on_click="ignore",
-        width="stretch",
     )  # fmt: skip
-    c_note.caption("PNG: the camera icon above each chart. The HTML file opens offline (plotly.js inside).")
+    row.caption("PNG: the camera icon above each chart. The HTML file opens offline (plotly.js inside).")
 
 
 # --- many episodes ---------------------------------------------------------------------------
@@ -750,13 +770,13 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     above (~1.4 MB of screens) are not built into messages and sent again.
     """
     st.session_state.setdefault(K_EPISODES, DEFAULT_EPISODES)
-    c_n, c_button, c_note = st.columns([1, 1.4, 3], vertical_alignment="bottom")
-    n = c_n.number_input("Episodes N", min_value=1, max_value=MAX_EPISODES, step=10, key=K_EPISODES)
-    c_button.button(
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    n = row.number_input("Episodes N", min_value=1, max_value=MAX_EPISODES, step=10, key=K_EPISODES, width=150)
+    row.button(
         f"Evaluate on {int(n)} seeds", on_click=_evaluate_request, args=(choices, scenario),
-        icon=":material/query_stats:", width="stretch",
+        icon=":material/query_stats:",
     )  # fmt: skip
-    c_note.caption(
+    row.caption(
         f"Seeds {EVALUATION_SEED_BASE:,} … {EVALUATION_SEED_BASE + int(n) - 1:,}, the same beams for every agent "
         "(and the same as the shipped agents' scores). Each agent runs all episodes in one batch."
     )

@@ -222,21 +222,19 @@ def live_panel() -> None:
 
 def _toolbar(session: PlaygroundSession, playing: bool) -> None:
     """Step, Reset, Play demo, the normalised view and where the episode is."""
-    c_step, c_reset, c_play, c_toggle, c_status = st.columns([1, 1, 1, 1.6, 3.2], vertical_alignment="center")
-    c_step.button("Step", type="primary", on_click=_on_step, disabled=playing, width="stretch",
-                  help="Apply the sliders to the environment as one step.")  # fmt: skip
-    c_reset.button(
-        "Reset", on_click=_on_reset, disabled=playing, width="stretch", help="Magnets back to 0, new episode."
-    )
-    c_play.button(
+    # A wrapping row, not columns: on a projector's 1024 px the buttons keep their labels.
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.button("Step", type="primary", on_click=_on_step, disabled=playing,
+               help="Apply the sliders to the environment as one step.")  # fmt: skip
+    row.button("Reset", on_click=_on_reset, disabled=playing, help="Magnets back to 0, new episode.")
+    row.button(
         "Play demo",
         on_click=_on_play,
         disabled=playing,
-        width="stretch",
         help="The tutorial's demo: reset, then sweep the vertical corrector CV over 10 steps "
         "(Q1, Q2, Q3 at 0.2, −0.2, 0.3 of their limits).",
     )
-    c_toggle.toggle(
+    row.toggle(
         "As the agent sees them",
         key=K_NORMALISED,
         on_change=convert_magnet_sliders,
@@ -245,7 +243,7 @@ def _toolbar(session: PlaygroundSession, playing: bool) -> None:
         help="Magnet settings normalised to [-1, 1] (the limits), like the tutorial's RescaleAction(env, -1, 1).",
     )
     mode = session.config.action_mode
-    c_status.caption(
+    row.caption(
         f"Step **{session.steps}** since the last reset · action_mode **{mode}**"
         + (": a step moves each magnet at most 10 % of its limit" if mode == "delta" else ": a step sets the magnets")
         + (" · playing the demo" if playing else "")
@@ -312,13 +310,8 @@ def _history_panel(session: PlaygroundSession) -> None:
     c_rewards, c_errors = st.columns(2)
     c_rewards.plotly_chart(rewards_fig, key="pg.history.rewards", config={"displayModeBar": False})
     c_errors.plotly_chart(errors_fig, key="pg.history.errors", config={"displayModeBar": False})
-    c_clear, c_download, _ = st.columns([1, 1, 4])
-    c_clear.button("Clear history", on_click=_clear_history, disabled=len(session.history) <= 1, width="stretch")
-    c_download.download_button(
-        "Download CSV",
-        data=session.history_csv(),
-        file_name="playground_history.csv",
-        mime="text/csv",
-        on_click="ignore",
-        width="stretch",
+    row = st.container(horizontal=True)
+    row.button("Clear history", on_click=_clear_history, disabled=len(session.history) <= 1)
+    row.download_button(
+        "Download CSV", data=session.history_csv(), file_name="playground_history.csv", mime="text/csv", on_click="ignore"
     )

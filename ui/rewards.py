@@ -153,7 +153,9 @@ def landscape(spec: RewardSpec, state: RewardState, x_index: int, y_index: int, 
 
 def show_landscape(land: Landscape, title: str) -> None:
     """Heatmap plus a one-line verdict on how informative the landscape is."""
-    st.plotly_chart(landscape_figure(land, title=title), width="stretch", key=f"land.{title}")
+    # The title outside the figure: in a narrow column the legend wraps onto a title inside it.
+    st.markdown(f"**{title}**")
+    st.plotly_chart(landscape_figure(land), width="stretch", key=f"land.{title}")
     bx, by, best = land.best
     at_limit = bool(np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max()))
     if land.spread < 1e-2:

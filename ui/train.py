@@ -435,10 +435,10 @@ def config_form(manager: JobManager, owner: str) -> None:
 
     if config is not None:
         st.caption(rollout_summary(config))
-    b1, b2, _ = st.columns([1, 1, 3])
-    launch = b1.button("Launch training", type="primary", key=P + "launch")
+    row = st.container(horizontal=True)
+    launch = row.button("Launch training", type="primary", key=P + "launch")
     file_name = f"{_slug(data.get('display_name'))}.yaml"
-    b2.download_button(
+    row.download_button(
         "Download config", data=config.to_yaml() if config else "", file_name=file_name,
         mime="application/x-yaml", disabled=config is None, key=P + "download", on_click="ignore",
     )  # fmt: skip
@@ -658,12 +658,12 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
         return
     # No status in the label: a selectbox keeps showing the label an option had when chosen.
     names = {j.job_id: f"{j.display_name} · {j.job_id}" for j in mine}
-    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    job_id = c1.selectbox("Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control")
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    job_id = row.selectbox("Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control")
     job = next(j for j in mine if j.job_id == job_id)
-    if c2.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
+    if row.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
         _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {job.display_name}.")
-    if c3.button("Delete", key=P + "delete", disabled=job.active, help="Deletes the run and its files."):
+    if row.button("Delete", key=P + "delete", disabled=job.active, help="Deletes the run and its files."):
         _act(lambda: manager.delete(job_id, owner, instructor=instructor), f"Deleted {job.display_name}.")
     if job.status in ("failed", "interrupted"):
         st.error(f"{job.display_name} {job.status}: {job.error}")
@@ -756,8 +756,10 @@ def history_body(manager: JobManager) -> None:
             continue
         readable.append(source)
     if readable:
-        for i, (column, fig) in enumerate(zip(st.columns(3), run_figures(readable, x, window))):
-            column.plotly_chart(fig, key=f"{P}fig{i}")
+        # A wrapping row: three charts side by side where they fit, fewer per row where not.
+        row = st.container(horizontal=True)
+        for i, fig in enumerate(run_figures(readable, x, window)):
+            row.plotly_chart(fig, key=f"{P}fig{i}")
 
 
 def live_body(manager: JobManager, owner: str, ticking: bool) -> None:

@@ -38,21 +38,10 @@ TARGET_LIMITS_MM = {
 
 #: Labels of the objective readouts (Markdown with LaTeX), values in mm.
 OBJ_LABELS = {
-    "obj": r"$\mathrm{obj}_j$ (mm)",
-    "obj_previous": r"$\mathrm{obj}_{j-1}$ (mm)",
-    "obj_0": r"$\mathrm{obj}_0$ (mm)",
+    "obj": r"$\mathrm{obj}_j$",
+    "obj_previous": r"$\mathrm{obj}_{j-1}$",
+    "obj_0": r"$\mathrm{obj}_0$",
 }
-
-
-def wrapped_latex(latex: str, terms_per_line: int = 2) -> str:
-    """Break a long sum (``a = b + c + d + e``) into lines of ``terms_per_line`` terms,
-    so it fits a narrow column."""
-    lhs, _, rhs = latex.partition(" = ")
-    terms = rhs.split(" + ")
-    if not rhs or len(terms) <= terms_per_line:
-        return latex
-    lines = [" + ".join(terms[i : i + terms_per_line]) for i in range(0, len(terms), terms_per_line)]
-    return r"\begin{aligned}" + lhs + " &= " + r" \\ &\quad + ".join(lines) + r"\end{aligned}"
 
 
 def _magnet_key(prefix: str, label: str) -> str:
@@ -179,18 +168,20 @@ def beam_table(readout: Readout, terms: Sequence[str]) -> None:
 
 def reward_readout_markdown(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> str:
     """Markdown (with LaTeX) of every reward mode's value and formula, and of obj_j,
-    obj_{j-1} and obj_0; see :func:`reward_readout`."""
+    obj_{j-1} and obj_0; see :func:`reward_readout`.
+
+    The formulas are inline math: it wraps at ``=`` and ``+`` in a narrow column (a 1024 px
+    projector), where display math is cut off."""
     modes = "\n\n".join(
-        f"`{mode}` = **{readout.rewards[mode]:+.4f}**\n$$\n{reward_latex(mode, readout.time_reward)}\n$$"
+        f"`{mode}` = **{readout.rewards[mode]:+.4f}**  \n${reward_latex(mode, readout.time_reward)}$"
         for mode in REWARD_MODES
     )
     return (
-        f"$$\n{wrapped_latex(objective_latex(terms))}\n$$\n\n"
-        f"| {OBJ_LABELS['obj']} | {OBJ_LABELS['obj_previous']} | {OBJ_LABELS['obj_0']} |\n"
-        "|--:|--:|--:|\n"
-        f"| **{readout.objective * MM:.4f}** | {readout.previous_objective * MM:.4f} "
-        f"| {readout.objective_0 * MM:.4f} |\n\n"
-        f"$j$: the sliders' setting, $j-1$: after the last step, $0$: at the {reference_label}.\n\n"
+        f"${objective_latex(terms)}$\n\n"
+        # Lines, not a table: three columns of numbers do not fit a projector's narrow column.
+        f"{OBJ_LABELS['obj']} = **{readout.objective * MM:.4f}** mm at the sliders' setting  \n"
+        f"{OBJ_LABELS['obj_previous']} = {readout.previous_objective * MM:.4f} mm after the last step  \n"
+        f"{OBJ_LABELS['obj_0']} = {readout.objective_0 * MM:.4f} mm at the {reference_label}\n\n"
         f"{modes}\n\n"
         f"Beam on the screen: **{readout.pixel_sum:.2%}** of its charge "
         f"(centre {'on' if readout.on_screen else '**off**'} the screen). "

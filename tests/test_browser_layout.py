@@ -1,0 +1,81 @@
+"""End to end: on a projector's 1024 x 768 with the sidebar open, no label or formula is cut.
+
+Workshop rooms project at 1024 or 1280 pixels; there the main area is ~560 or ~820 pixels
+wide. Streamlit cuts a button's label with an ellipsis, and display math or a long word in
+a narrow column runs out of its box.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser_support import chromium, streamlit_server, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+#: Elements of the main area whose content wider than their box means something is cut.
+OVERFLOW_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const cut = [];
+    for (const el of main.querySelectorAll(
+        'button [data-testid="stMarkdownContainer"], [data-testid="stMarkdownContainer"], .katex-display'
+    )) {
+        if (el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1)
+            cut.push(`${el.innerText.trim().slice(0, 40)} (${el.scrollWidth} > ${el.clientWidth} px)`);
+    }
+    return cut;
+}"""
+
+
+def cut_elements(page) -> list[str]:
+    """Texts of the main area's labels, paragraphs and formulas that do not fit their box."""
+    return page.evaluate(OVERFLOW_JS)
+
+
+def panel_boxes(page) -> list[dict]:
+    """Bounding boxes of the Compare page's agent panels, in order."""
+    return page.locator('[class*="st-key-cmp-panel-"]').evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width}; })"
+    )
+
+
+def test_nothing_is_cut_at_1024_pixels(tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1024, 768)) as browser:
+        page = browser.open("")
+        page.get_by_role("heading", name="Playground").wait_for()
+        page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
+        wait_until_idle(page)
+        assert cut_elements(page) == [], "Playground"
+
+        page = browser.open("compare")
+        page.get_by_role("heading", name="Compare agents").wait_for()
+        page.get_by_role("button", name="Run side by side").click()
+        page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=120_000)
+        wait_until_idle(page, timeout_ms=120_000)
+        assert cut_elements(page) == [], "Compare agents"
+        boxes = panel_boxes(page)
+        assert len(boxes) >= 2
+        # Two per row, at least 12.5 rem each: names and reward modes keep whole words.
+        assert min(b["width"] for b in boxes) >= 200
+        assert len({round(b["y"]) for b in boxes}) == (len(boxes) + 1) // 2
+
+        page = browser.open("train")
+        page.get_by_role("heading", name="Train an agent").wait_for()
+        wait_until_idle(page)
+        assert cut_elements(page) == [], "Train"
+        browser.assert_offline()
+
+
+def test_five_agents_share_one_row_on_a_wide_screen(tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1920, 1080)) as browser:
+        page = browser.open("compare")
+        page.get_by_role("heading", name="Compare agents").wait_for()
+        page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
+        wait_until_idle(page)
+        boxes = panel_boxes(page)
+        assert len({round(b["y"]) for b in boxes}) == 1
+        widths = [b["width"] for b in boxes]
+        assert max(widths) - min(widths) < 2, "equal columns"
