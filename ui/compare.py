@@ -22,7 +22,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
-from streamlit.delta_generator import DeltaGenerator
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
 from envlib.compare import (
@@ -46,6 +45,7 @@ from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
+from ui.widgets import column_grid
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -265,28 +265,11 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
         st.markdown(f"${objective_latex(choice.config.env.objective_terms)}$")
 
 
-def panel_grid(key: str, min_rem: float) -> DeltaGenerator:
-    """A container whose children take equal columns at least ``min_rem`` wide, as many per
-    row as fit: five agents side by side on a wide screen, in rows of two or three on a
-    projector's 1024 px, where columns would break names and formulas mid-word.
-
-    Streamlit's layout API has no minimum width for a stretching child, so a style sheet
-    sets a grid on the container's documented ``st-key-`` class; without it the container
-    is still a wrapping row.
-    """
-    st.html(
-        f"<style>.st-key-{key} {{display: grid !important; "
-        f"grid-template-columns: repeat(auto-fit, minmax({min_rem}rem, 1fr));}} "
-        f".st-key-{key} > div {{width: auto !important; min-width: 0 !important;}}</style>"
-    )
-    return st.container(horizontal=True, key=key)
-
-
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
     of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
-    grid = panel_grid("cmp-panels", PANEL_MIN_REM)
+    grid = column_grid("cmp-panels", PANEL_MIN_REM)
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}"):
             agent_title(i, choice)

@@ -81,10 +81,12 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
         "Start from the tutorial's", PRESETS, key=f"{key}.preset", on_change=_load_preset, args=(key,),
         help="Loads the tutorial reward mode as a spec; then change any term.",
     )  # fmt: skip
-    c1, c2 = st.columns(2)
-    c1.radio("Kind", REWARD_KINDS, key=f"{key}.kind", help="-Ô_j, or the improvement Ô_{j-1} - Ô_j of this step.")
-    c2.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", help="|e|, e², or ln of the weighted |e| sum.")
-    st.toggle("Normalise by obj₀ (the state at reset)", key=f"{key}.normalize")
+    # A wrapping row: in a narrow column the form goes below the kind, whose names stay whole.
+    row = st.container(horizontal=True)
+    row.radio("Kind", REWARD_KINDS, key=f"{key}.kind", width="content",
+              help="-Ô_j, or the improvement Ô_{j-1} - Ô_j of this step.")  # fmt: skip
+    row.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", help="|e|, e², or ln of the weighted |e| sum.")
+    st.toggle("Normalise by obj₀", key=f"{key}.normalize", help="Divide by obj₀, the objective at the state at reset.")
     st.caption("Weights of each beam parameter's error (0 leaves it out)")
     cols = st.columns(4)
     for col, name in zip(cols, BEAM_PARAMETER_NAMES):

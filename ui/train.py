@@ -37,6 +37,7 @@ from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_ru
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
+from ui.widgets import column_grid
 
 P = "train."
 #: Seconds between two refreshes of the job list while a job is queued or running.
@@ -121,6 +122,8 @@ RUN_FIELDS = (
     Field("train.eval_episodes", "eval_episodes", "Episodes (fixed seeds) per evaluation.", "int", step=1),
 )  # fmt: skip
 FIELDS = REWARD_FIELDS + ALGORITHM_FIELDS + RUN_FIELDS
+#: Narrowest column of the form's three groups, rem: a key's name and its help icon fit.
+FORM_GROUP_MIN_REM = 12.5
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
 
 
@@ -418,8 +421,9 @@ def config_form(manager: JobManager, owner: str) -> None:
         config = None
 
     groups = (("Reward and episode", REWARD_FIELDS), ("Algorithm", ALGORITHM_FIELDS), ("Network and run", RUN_FIELDS))
-    for column, (title, fields) in zip(st.columns(3), groups):
-        with column:
+    grid = column_grid("tr-form-groups", FORM_GROUP_MIN_REM)
+    for title, fields in groups:
+        with grid.container():
             st.markdown(f"**{title}**")
             for field in fields:
                 _render_field(field, errors.get(field.key))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, MAGNET_LIMITS, SCREEN_HALF_SIZE
 from envlib.figures import screen_spec
@@ -42,6 +43,23 @@ OBJ_LABELS = {
     "obj_previous": r"$\mathrm{obj}_{j-1}$",
     "obj_0": r"$\mathrm{obj}_0$",
 }
+
+
+def column_grid(key: str, min_rem: float) -> DeltaGenerator:
+    """A container whose children take equal columns at least ``min_rem`` wide, as many per
+    row as fit: five agents side by side on a wide screen, in rows of two on a projector's
+    1024 px, where ``st.columns`` would squeeze them and break words mid-word.
+
+    Streamlit's layout API has no minimum width for a stretching child, so a style sheet
+    sets a grid on the container's documented ``st-key-`` class; without it the container
+    is still a wrapping row.
+    """
+    st.html(
+        f"<style>.st-key-{key} {{display: grid !important; "
+        f"grid-template-columns: repeat(auto-fit, minmax({min_rem}rem, 1fr));}} "
+        f".st-key-{key} > div {{width: auto !important; min-width: 0 !important;}}</style>"
+    )
+    return st.container(horizontal=True, key=key)
 
 
 def _magnet_key(prefix: str, label: str) -> str:
