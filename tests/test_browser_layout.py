@@ -39,6 +39,23 @@ def panel_boxes(page) -> list[dict]:
     )
 
 
+#: Pairs of the screens figure's annotations (names, readouts, flags) that overlap by more than 1 px.
+OVERLAP_JS = """chart => {
+    const boxes = [...chart.querySelectorAll('g.annotation')]
+        .map(g => [g.textContent.trim().slice(0, 30), g.getBoundingClientRect()])
+        .filter(([text, r]) => text && r.width > 0 && r.height > 0);  // not the off-screen arrows
+    const overlaps = [];
+    for (let i = 0; i < boxes.length; i++)
+        for (let j = i + 1; j < boxes.length; j++) {
+            const [a, p] = boxes[i], [b, q] = boxes[j];
+            const w = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+            const h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+            if (w > 1 && h > 1) overlaps.push(`${a} / ${b}`);
+        }
+    return overlaps;
+}"""
+
+
 def test_nothing_is_cut_at_1024_pixels(tmp_path):
     profile = tmp_path / "profile"
     profile.mkdir()
@@ -58,9 +75,13 @@ def test_nothing_is_cut_at_1024_pixels(tmp_path):
         page = browser.open("compare")
         page.get_by_role("heading", name="Compare agents").wait_for()
         page.get_by_role("button", name="Run side by side").click()
-        page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=120_000)
+        screens = page.locator(".stPlotlyChart").first
+        screens.locator(".slider-container").wait_for(timeout=120_000)
         wait_until_idle(page, timeout_ms=120_000)
         assert cut_elements(page) == [], "Compare agents"
+        # The screens keep 150 px per agent and scroll sideways, so names, readouts and flags
+        # of neighbouring agents never run into each other.
+        assert screens.evaluate(OVERLAP_JS) == []
         boxes = panel_boxes(page)
         assert len(boxes) >= 2
         # Two per row, at least 12.5 rem each: names and reward modes keep whole words.

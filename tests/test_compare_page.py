@@ -232,7 +232,7 @@ def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwar
     assert " ".join(lines).split() == " ".join(
         [f"⚠ step {s}: {FLAG_LABELS[f]}" for s, f in zip(flags["step"], flags["flag"])] + ["episode over after 3 steps"]
     ).split()
-    # Ten flags on one agent: the figure grows by one line height per line beyond six, and the
+    # Ten flags on one agent: the figure grows by one line height per line beyond SCREENS_FLAG_LINES, and the
     # screens keep their size in px.
     for step in range(10):
         result.flags.loc[len(result.flags)] = ["pixels-delta", 0, "pinned", step, "made up"]

@@ -45,7 +45,7 @@ from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
-from ui.widgets import column_grid
+from ui.widgets import column_grid, scrolling_container
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -74,15 +74,18 @@ SCREENS_HEIGHT = 540
 #: Paper coordinates of the screens in the figure (the rest holds readouts and the slider).
 SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
 #: Flag lines that fit under the screens at SCREENS_HEIGHT; each further one adds px.
-SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 6, 18
+SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 5, 18
+#: Narrowest width of one agent's screen with its name, readout and flags, px. Below it
+#: (five agents on a projector's 1024 px) the figure keeps this width and scrolls sideways.
+SCREEN_MIN_PX = 150
 SCREENS_MARGIN = dict(l=10, r=10, t=30, b=10)
 #: Vertical margins (top + bottom) of the screens figure, px.
 SCREENS_MARGIN_PX = SCREENS_MARGIN["t"] + SCREENS_MARGIN["b"]
 SCREENS_GAP = 0.02
 #: Characters per line of a screen's flag list across the figure's width (14 px text on
-#: a ~900 px wide figure, a 1366-pixel laptop screen with the sidebar open), shared by
-#: the agents: five agents get 22 characters each.
-SCREENS_FLAG_CHARS = 110
+#: a ~820 px wide figure, a 1280-pixel screen with the sidebar open), shared by the
+#: agents: five agents get 20 characters each, which fit SCREEN_MIN_PX.
+SCREENS_FLAG_CHARS = 100
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
@@ -307,7 +310,8 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     """
     error = st.session_state.get(K_ERROR, "mae_focus")
     figure = screens_figure_cached(agent_request(choices), seed, scenario, error)
-    st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
+    with scrolling_container("cmp-screens", SCREEN_MIN_PX * len(choices)):
+        st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
 
 def episode_curves(choices: Sequence[AgentChoice], seed: int, scenario: str, error: str, log_y: bool) -> None:
@@ -493,12 +497,12 @@ def screens_frame(
         text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
         annotations += [
             dict(text, y=1.0, yanchor="bottom", text=f"<b>{html.escape(name)}</b>",
-                 font=dict(size=18, color=_marker_color(k - 1))),
+                 font=dict(size=16, color=_marker_color(k - 1))),
             *off,
             dict(text, y=_from_top(SCREENS_BOTTOM - 0.02, scale), font=dict(size=14, color="black"),
-                 text=f"step <b>{int(row['step'])}</b>/{last} · reward <b>{reward}</b><br>"
+                 text=f"step <b>{int(row['step'])}</b>/{last}<br>reward <b>{reward}</b><br>"
                       f"{error} <b>{length_text(row[error])}</b>"),
-            dict(text, y=_from_top(SCREENS_BOTTOM - 0.14, scale), borderpad=5,
+            dict(text, y=_from_top(SCREENS_BOTTOM - 0.17, scale), borderpad=5,
                  text="<br>".join(lines) if lines else ("✓ no flag" if step >= last else "✓ no flag so far"),
                  font=dict(size=14, color=FLAG_RED if lines else NO_FLAG_GREEN),
                  bgcolor="rgba(255,43,43,0.10)" if lines else "rgba(33,195,84,0.10)"),

@@ -62,6 +62,20 @@ def column_grid(key: str, min_rem: float) -> DeltaGenerator:
     return st.container(horizontal=True, key=key)
 
 
+def scrolling_container(key: str, min_px: int) -> DeltaGenerator:
+    """A container whose elements are at least ``min_px`` wide; narrower, it scrolls sideways.
+
+    For a figure whose parts have a fixed size in px (annotations, fonts), which Plotly
+    would otherwise squeeze onto each other. A style sheet on the documented ``st-key-``
+    class, as in :func:`column_grid`.
+    """
+    st.html(
+        f"<style>.st-key-{key} {{overflow-x: auto;}} "
+        f'.st-key-{key} [data-testid="stElementContainer"] {{min-width: {int(min_px)}px;}}</style>'
+    )
+    return st.container(key=key)
+
+
 def _magnet_key(prefix: str, label: str) -> str:
     return f"{prefix}.magnet.{label}"
 
