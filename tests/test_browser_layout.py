@@ -27,9 +27,26 @@ OVERFLOW_JS = """() => {
 }"""
 
 
+#: Tick labels and axis titles of every Plotly chart that fall outside the chart (Plotly
+#: draws them at negative x when its margins are too small for them, and the SVG cuts them).
+TICKS_OUTSIDE_JS = """() => {
+    const cut = [];
+    for (const plot of document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')) {
+        const box = plot.getBoundingClientRect();
+        for (const t of plot.querySelectorAll('.xtick text, .ytick text, .g-xtitle text, .g-ytitle text')) {
+            const r = t.getBoundingClientRect();
+            if (r.width === 0) continue;
+            if (r.left < box.left - 1 || r.right > box.right + 1 || r.bottom > box.bottom + 1)
+                cut.push(`"${t.textContent}" of a chart ${Math.round(box.width)} px wide`);
+        }
+    }
+    return cut;
+}"""
+
+
 def cut_elements(page) -> list[str]:
-    """Texts of the main area's labels, paragraphs and formulas that do not fit their box."""
-    return page.evaluate(OVERFLOW_JS)
+    """Texts of the main area's labels, paragraphs, formulas and chart axes that do not fit their box."""
+    return page.evaluate(OVERFLOW_JS) + page.evaluate(TICKS_OUTSIDE_JS)
 
 
 def panel_boxes(page) -> list[dict]:
@@ -82,6 +99,14 @@ def test_nothing_is_cut_at_1024_pixels(tmp_path):
         # The screens keep 150 px per agent and scroll sideways, so names, readouts and flags
         # of neighbouring agents never run into each other.
         assert screens.evaluate(OVERLAP_JS) == []
+        charts = page.locator(".stPlotlyChart").count()
+        episodes = page.get_by_label("Episodes N")
+        episodes.fill("3")
+        episodes.press("Enter")
+        page.get_by_role("button", name="Evaluate on 3 seeds").click()
+        page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=120_000)
+        wait_until_idle(page, timeout_ms=120_000)
+        assert cut_elements(page) == [], "Compare agents, evaluated on 3 seeds"
         boxes = panel_boxes(page)
         assert len(boxes) >= 2
         # Two per row, at least 12.5 rem each: names and reward modes keep whole words.

@@ -588,6 +588,12 @@ def length_text(metres: float) -> str:
     return f"{metres * UM:.0f} µm" if metres < 1e-3 else f"{metres * 1e3:,.1f} mm"
 
 
+def _fit_axes(fig: go.Figure) -> go.Figure:
+    """Margins that grow to hold the tick labels and axis titles (the small fixed ones cut
+    them off at the chart's left edge; the template's automargin did not reach the browser)."""
+    return fig.update_xaxes(automargin=True).update_yaxes(automargin=True)
+
+
 def _marker_color(i: int) -> str:
     return _color(i)[1]
 
@@ -652,7 +658,7 @@ def curves_figure(
         legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0),
         hovermode="closest", uirevision="curves",
     )  # fmt: skip
-    return fig
+    return _fit_axes(fig)
 
 
 def magnets_figure(comparison: Comparison, moved: Sequence[int], *, step: int | None = None) -> go.Figure:
@@ -681,7 +687,7 @@ def magnets_figure(comparison: Comparison, moved: Sequence[int], *, step: int | 
     fig.update_layout(
         height=340, margin=dict(l=10, r=10, t=60, b=50), font=dict(size=14), showlegend=False, uirevision="magnets"
     )
-    return fig
+    return _fit_axes(fig)
 
 
 def episode_table(comparison: Comparison, error: str) -> pd.DataFrame:
@@ -809,4 +815,4 @@ def evaluation_figure(result: Comparison, *, error: str = "mae_focus", log_y: bo
         )  # fmt: skip
     fig.update_yaxes(title_text=f"final {error} (µm)", type="log" if log_y else "linear")
     fig.update_layout(height=440, margin=dict(l=10, r=10, t=30, b=10), font=dict(size=15), showlegend=False)
-    return fig
+    return _fit_axes(fig)
