@@ -292,12 +292,12 @@ def view_options() -> tuple[str, bool]:
     """The common beam error to plot and whether on a log scale: ``(error, log_y)``."""
     st.session_state.setdefault(K_ERROR, "mae_focus")
     st.session_state.setdefault(K_LOG, True)
-    c_error, c_log = st.columns([4, 1], vertical_alignment="center")
-    error = c_error.radio(
+    row = st.container(horizontal=True, vertical_alignment="center")
+    error = row.radio(
         "Beam error", list(ERROR_LABELS), key=K_ERROR, horizontal=True, format_func=ERROR_LABELS.get,
         help="The same yardstick for every agent, whatever its reward: the tutorial's mean absolute error.",
     )  # fmt: skip
-    log_y = c_log.toggle("log scale", key=K_LOG)
+    log_y = row.toggle("log scale", key=K_LOG)
     return error, log_y
 
 
