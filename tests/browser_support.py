@@ -231,14 +231,17 @@ def chromium(
 
 
 @pytest.fixture
-def app_browser(tmp_path: Path) -> Iterator[BrowserSession]:
-    """A fresh ``streamlit run app.py`` and a fresh Chromium for one test.
+def app_browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BrowserSession]:
+    """A fresh ``streamlit run app.py`` and a fresh Chromium for one test, its window
+    1600 x 1000 px or as ``@pytest.mark.viewport(width, height)`` says.
 
     Fails the test (at teardown, if the test did not call ``assert_offline`` itself) when
     the browser asked any other host for anything.
     """
+    marker = request.node.get_closest_marker("viewport")
+    viewport = tuple(marker.args) if marker else (1600, 1000)
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
-    with streamlit_server(tmp_path) as server, chromium(server, profile) as session:
+    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=viewport) as session:
         yield session
         session.assert_offline()

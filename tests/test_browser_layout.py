@@ -8,7 +8,7 @@ a narrow column runs out of its box.
 from __future__ import annotations
 
 import pytest
-from browser_support import chromium, streamlit_server, wait_until_idle
+from browser_support import wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -73,63 +73,59 @@ OVERLAP_JS = """chart => {
 }"""
 
 
-def test_nothing_is_cut_at_1024_pixels(tmp_path):
-    profile = tmp_path / "profile"
-    profile.mkdir()
-    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1024, 768)) as browser:
-        page = browser.open("")
-        page.get_by_role("heading", name="Playground").wait_for()
-        page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
-        wait_until_idle(page)
-        assert cut_elements(page) == [], "Playground"
+@pytest.mark.viewport(1024, 768)
+def test_nothing_is_cut_at_1024_pixels(app_browser):
+    page = app_browser.open("")
+    page.get_by_role("heading", name="Playground").wait_for()
+    page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
+    wait_until_idle(page)
+    assert cut_elements(page) == [], "Playground"
 
-        page = browser.open("rewards")
-        page.get_by_role("heading", name="Reward designer").wait_for()
-        page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
-        wait_until_idle(page)
-        assert cut_elements(page) == [], "Reward designer"
+    page = app_browser.open("rewards")
+    page.get_by_role("heading", name="Reward designer").wait_for()
+    page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert cut_elements(page) == [], "Reward designer"
 
-        page = browser.open("compare")
-        page.get_by_role("heading", name="Compare agents").wait_for()
-        page.get_by_role("button", name="Run side by side").click()
-        screens = page.locator(".stPlotlyChart").first
-        screens.locator(".slider-container").wait_for(timeout=120_000)
-        wait_until_idle(page, timeout_ms=120_000)
-        assert cut_elements(page) == [], "Compare agents"
-        # The screens keep 150 px per agent and scroll sideways, so names, readouts and flags
-        # of neighbouring agents never run into each other.
-        assert screens.evaluate(OVERLAP_JS) == []
-        charts = page.locator(".stPlotlyChart").count()
-        episodes = page.get_by_label("Episodes N")
-        episodes.fill("3")
-        episodes.press("Enter")
-        page.get_by_role("button", name="Evaluate on 3 seeds").click()
-        page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=120_000)
-        wait_until_idle(page, timeout_ms=120_000)
-        assert cut_elements(page) == [], "Compare agents, evaluated on 3 seeds"
-        boxes = panel_boxes(page)
-        assert len(boxes) >= 2
-        # Two per row, at least 12.5 rem each: names and reward modes keep whole words.
-        assert min(b["width"] for b in boxes) >= 200
-        assert len({round(b["y"]) for b in boxes}) == (len(boxes) + 1) // 2
+    page = app_browser.open("compare")
+    page.get_by_role("heading", name="Compare agents").wait_for()
+    page.get_by_role("button", name="Run side by side").click()
+    screens = page.locator(".stPlotlyChart").first
+    screens.locator(".slider-container").wait_for(timeout=120_000)
+    wait_until_idle(page, timeout_ms=120_000)
+    assert cut_elements(page) == [], "Compare agents"
+    # The screens keep 150 px per agent and scroll sideways, so names, readouts and flags
+    # of neighbouring agents never run into each other.
+    assert screens.evaluate(OVERLAP_JS) == []
+    charts = page.locator(".stPlotlyChart").count()
+    episodes = page.get_by_label("Episodes N")
+    episodes.fill("3")
+    episodes.press("Enter")
+    page.get_by_role("button", name="Evaluate on 3 seeds").click()
+    page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=120_000)
+    wait_until_idle(page, timeout_ms=120_000)
+    assert cut_elements(page) == [], "Compare agents, evaluated on 3 seeds"
+    boxes = panel_boxes(page)
+    assert len(boxes) >= 2
+    # Two per row, at least 12.5 rem each: names and reward modes keep whole words.
+    assert min(b["width"] for b in boxes) >= 200
+    assert len({round(b["y"]) for b in boxes}) == (len(boxes) + 1) // 2
 
-        page = browser.open("train")
-        page.get_by_role("heading", name="Train an agent").wait_for()
-        page.get_by_role("button", name="Launch training").wait_for()
-        wait_until_idle(page)
-        assert cut_elements(page) == [], "Train"
-        browser.assert_offline()
+    page = app_browser.open("train")
+    page.get_by_role("heading", name="Train an agent").wait_for()
+    page.get_by_role("button", name="Launch training").wait_for()
+    wait_until_idle(page)
+    assert cut_elements(page) == [], "Train"
+    app_browser.assert_offline()
 
 
-def test_five_agents_share_one_row_on_a_wide_screen(tmp_path):
-    profile = tmp_path / "profile"
-    profile.mkdir()
-    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1920, 1080)) as browser:
-        page = browser.open("compare")
-        page.get_by_role("heading", name="Compare agents").wait_for()
-        page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
-        wait_until_idle(page)
-        boxes = panel_boxes(page)
-        assert len({round(b["y"]) for b in boxes}) == 1
-        widths = [b["width"] for b in boxes]
-        assert max(widths) - min(widths) < 2, "equal columns"
+@pytest.mark.viewport(1920, 1080)
+def test_five_agents_share_one_row_on_a_wide_screen(app_browser):
+    page = app_browser.open("compare")
+    page.get_by_role("heading", name="Compare agents").wait_for()
+    page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    boxes = panel_boxes(page)
+    assert len({round(b["y"]) for b in boxes}) == 1
+    widths = [b["width"] for b in boxes]
+    assert max(widths) - min(widths) < 2, "equal columns"
