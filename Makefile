@@ -24,8 +24,9 @@ $(DEV_STAMP): $(APP_STAMP) requirements-dev.txt
 run: $(APP_STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-## Set up .venv (and Debian's chromium for the browser tests) and run all tests
+## Set up .venv (and Debian's chromium for the browser tests), lint with ruff and run all tests
 test: $(DEV_STAMP) browser
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 ## Debian's chromium for the end-to-end tests (Playwright drives /usr/bin/chromium)

@@ -25,9 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a clean clone
 
-from timing import Timing, best_time  # noqa: E402  (bench/timing.py)
-
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
+from timing import Timing, best_time  # noqa: E402  (bench/timing.py)
 
 from envlib.batched import AresEAVecEnv  # noqa: E402
 from envlib.config import EnvConfig  # noqa: E402

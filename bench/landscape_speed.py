@@ -59,9 +59,14 @@ def main() -> None:
         worst_total = 0.0
         for mode in ("negative_objective", "sum_of_pixels"):
             spec = preset(mode)
-            compute_ms, land = best_of(lambda: reward_landscape(spec, start, magnets, simulator, n=n))
-            figure_ms, payload = best_of(lambda: landscape_figure(land).to_json())
-            total_ms, _ = best_of(lambda: landscape_figure(reward_landscape(spec, start, magnets, simulator, n=n)).to_json())
+            # Default arguments bind this iteration's values (best_of runs each lambda right away anyway).
+            compute_ms, land = best_of(lambda spec=spec, n=n: reward_landscape(spec, start, magnets, simulator, n=n))
+            figure_ms, payload = best_of(lambda land=land: landscape_figure(land).to_json())
+            total_ms, _ = best_of(
+                lambda spec=spec, n=n: landscape_figure(
+                    reward_landscape(spec, start, magnets, simulator, n=n)
+                ).to_json()
+            )
             rows.append((f"{n}x{n}", mode, compute_ms, figure_ms, total_ms, len(payload)))
             worst_total = max(worst_total, total_ms)
         figures[f"landscape_{n}x{n}_ms"] = round(worst_total, 1)
@@ -69,9 +74,12 @@ def main() -> None:
     print(f"{'grid':>8} {'reward':>20} {'compute ms':>11} {'figure ms':>10} {'total ms':>9} {'payload':>9}")
     for grid, mode, c, f, t, size in rows:
         print(f"{grid:>8} {mode:>20} {c:11.1f} {f:10.1f} {t:9.1f} {size / 1e3:8.0f}k")
-    print(f"goals: 100x100 <= 150 ms, 200x200 <= 500 ms; 1-min load average at start {load:.2f} on {os.cpu_count()} cores")
+    print(
+        "goals: 100x100 <= 150 ms, 200x200 <= 500 ms; "
+        f"1-min load average at start {load:.2f} on {os.cpu_count()} cores"
+    )
     result = dict(figures)
-    for grid, mode, c, f, t, size in rows:
+    for grid, mode, c, f, _, size in rows:
         key = f"{grid}_{mode}"
         result[f"compute_{key}_ms"] = round(c, 1)
         result[f"figure_{key}_ms"] = round(f, 1)

@@ -159,11 +159,14 @@ def main() -> None:
         "tutorial_200k_wall_s": round(wall * per_200k, 2),
         "rollout_200k_s": round(phases.rollout_s * per_200k, 2),
         "update_200k_s": round(phases.update_s * per_200k, 2),
-        "tutorial_200k_reference_s": round((phases.rollout_s / slow_track + phases.update_s / slow_update) * per_200k, 1),
+        "tutorial_200k_reference_s": round(
+            (phases.rollout_s / slow_track + phases.update_s / slow_update) * per_200k, 1
+        ),
         "machine_vs_reference_track": round(slow_track, 2),
         "machine_vs_reference_update": round(slow_update, 2),
         "machine_vs_reference_before_after": [
-            [round(track / REFERENCE_TRACK_S, 2), round(update / REFERENCE_UPDATE_20K_S, 2)] for track, update in calibration
+            [round(track / REFERENCE_TRACK_S, 2), round(update / REFERENCE_UPDATE_20K_S, 2)]
+            for track, update in calibration
         ],
         "batched_steps_per_s": round(batched, 1),
         "dummy_steps_per_s": round(dummy, 1),

@@ -81,7 +81,7 @@ class AresEAVecEnv(VecEnv):
         self._actions = None
         dones = terminated | truncated
         # Like DummyVecEnv: the flag is in every info, True only for a time-limit end.
-        for info, flag in zip(infos, (truncated & ~terminated).tolist()):
+        for info, flag in zip(infos, (truncated & ~terminated).tolist(), strict=True):
             info["TimeLimit.truncated"] = flag
         if dones.any():
             rows = np.flatnonzero(dones)
@@ -89,10 +89,10 @@ class AresEAVecEnv(VecEnv):
                 infos[i]["terminal_observation"] = obs[i].copy()
             starts = [sample_episode_start(self.config, self._rngs[i]) for i in rows]
             self.task.reset_rows(self.state, rows, starts)
-            for i, start in zip(rows, starts):
+            for i, start in zip(rows, starts, strict=True):
                 self.starts[i] = start
             obs[rows] = self.task.observe(self.state)[rows]
-            for i, info in zip(rows, self.task.reset_infos(self.state, rows)):
+            for i, info in zip(rows, self.task.reset_infos(self.state, rows), strict=True):
                 self.reset_infos[i] = info
         return obs, reward.astype(np.float32), dones, infos
 
@@ -115,7 +115,9 @@ class AresEAVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         raise AttributeError(f"AresEAVecEnv environments share one config; cannot set {attr_name!r} per environment")
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         raise AttributeError(f"AresEAVecEnv has no per-environment method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:

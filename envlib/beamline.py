@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 
+import cheetah
 import numpy as np
 import torch
-
-import cheetah
 
 #: Cheetah element names of the actuators, in the order ``[Q1, Q2, CV, Q3, CH]``.
 MAGNET_NAMES = ("AREAMQZM1", "AREAMQZM2", "AREAMCVM1", "AREAMQZM3", "AREAMCHM1")
@@ -45,7 +44,7 @@ MISALIGNMENT_NAMES = (
 )  # fmt: skip
 
 #: (element name, attribute) that holds each magnet's setting, order ``[Q1, Q2, CV, Q3, CH]``.
-_MAGNET_ATTRIBUTES = tuple(zip(MAGNET_NAMES, ("k1", "k1", "angle", "k1", "angle")))
+_MAGNET_ATTRIBUTES = tuple(zip(MAGNET_NAMES, ("k1", "k1", "angle", "k1", "angle"), strict=True))
 
 SCREEN_NAME = "AREABSCR1"
 #: Camera sensor (width, height) in pixels.
@@ -249,7 +248,9 @@ class BeamlineSimulator:
         """
         if x_index == y_index or not (0 <= x_index < 5 and 0 <= y_index < 5):
             raise ValueError(f"x_index and y_index must be two different magnets 0-4, got {x_index}, {y_index}")
-        settings: list[torch.Tensor] = [self._tensor(np.asarray(v, dtype=np.float64)) for v in np.asarray(magnets, dtype=np.float64).reshape(5)]
+        settings: list[torch.Tensor] = [
+            self._tensor(np.asarray(v, dtype=np.float64)) for v in np.asarray(magnets, dtype=np.float64).reshape(5)
+        ]
         settings[x_index] = self._tensor(np.asarray(x_values, dtype=np.float64).reshape(1, -1))
         settings[y_index] = self._tensor(np.asarray(y_values, dtype=np.float64).reshape(-1, 1))
         inc = self._tensor(np.asarray(incoming, dtype=np.float64).reshape(11))

@@ -101,7 +101,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(key, f"must be a list of {len(args)} values, got {len(value)}")
-        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -264,7 +264,7 @@ class EnvConfig:
             all(v > 0 for v in inc[5:]),
             f"sigma_x, sigma_px, sigma_y, sigma_py, sigma_tau, sigma_p must be > 0, got {list(inc[5:])}",
         )
-        for i, (value, limit) in enumerate(zip(self.magnet_init_values, MAGNET_LIMITS)):
+        for i, (value, limit) in enumerate(zip(self.magnet_init_values, MAGNET_LIMITS, strict=True)):
             _check(
                 "magnet_init_values",
                 abs(value) <= limit,

@@ -125,7 +125,9 @@ def screen_spec(
             dict(type="scatter", x=tx * MM, y=ty * MM, mode="lines", line=TARGET_LINE, name="target", hoverinfo="name")
         )
     bx, by = ellipse_points(*beam)
-    traces.append(dict(type="scatter", x=bx * MM, y=by * MM, mode="lines", line=BEAM_LINE, name="beam", hoverinfo="name"))
+    traces.append(
+        dict(type="scatter", x=bx * MM, y=by * MM, mode="lines", line=BEAM_LINE, name="beam", hoverinfo="name")
+    )
     annotations = []
     if not bool(is_on_screen(beam[None])[0]):
         # Arrow from the centre towards the beam, stopped at the screen edge.
@@ -234,7 +236,9 @@ def _cell_edges(values: np.ndarray) -> list[float]:
     return [float(values[0] - half), float(values[-1] + half)]
 
 
-def cut_figure(index: int, values: np.ndarray, curves: dict[str, np.ndarray], current: float, *, height: int = 300) -> go.Figure:
+def cut_figure(
+    index: int, values: np.ndarray, curves: dict[str, np.ndarray], current: float, *, height: int = 300
+) -> go.Figure:
     """Reward along one magnet for one or more rewards (a 1-D cut through landscapes).
 
     :param index: the magnet, index into ``[Q1, Q2, CV, Q3, CH]``.

@@ -312,8 +312,8 @@ class PlaygroundSession:
 
     def _row(self, info: dict[str, Any], rewards: dict[str, float] | None) -> dict[str, Any]:
         row: dict[str, Any] = {"step": int(info["step"]), "action_mode": self.config.action_mode}
-        row.update(zip(MAGNET_LABELS, info["magnets"]))
-        row.update(zip(BEAM_PARAMETER_NAMES, info["beam"]))
+        row.update(zip(MAGNET_LABELS, info["magnets"], strict=True))
+        row.update(zip(BEAM_PARAMETER_NAMES, info["beam"], strict=True))
         row.update({f"error_{n}": info["errors"][n] for n in BEAM_PARAMETER_NAMES})
         row.update(objective=info["objective"], pixel_sum=info["pixel_sum"], on_screen=bool(info["on_screen"]))
         row.update({f"reward_{m}": (None if rewards is None else rewards[m]) for m in REWARD_MODES})

@@ -98,7 +98,7 @@ class RewardSpec:
             raise RewardSpecError("normalize", f"must be true or false, got {self.normalize!r}")
         raw = self.weights
         if isinstance(raw, (tuple, list)) and len(raw) == len(BEAM_PARAMETER_NAMES):
-            raw = dict(zip(BEAM_PARAMETER_NAMES, raw))
+            raw = dict(zip(BEAM_PARAMETER_NAMES, raw, strict=True))
         if not isinstance(raw, Mapping):
             raise RewardSpecError("weights", f"must map beam parameters to weights, got {self.weights!r}")
         weights = {}
@@ -108,7 +108,9 @@ class RewardSpec:
                 raise RewardSpecError(key, f"unknown term; the terms are {', '.join(BEAM_PARAMETER_NAMES)}")
             value = _number(key, value)
             if not 0.0 <= value <= MAX_WEIGHT:
-                raise RewardSpecError(key, f"must be from 0 to {MAX_WEIGHT:g} (a negative weight rewards error), got {value!r}")
+                raise RewardSpecError(
+                    key, f"must be from 0 to {MAX_WEIGHT:g} (a negative weight rewards error), got {value!r}"
+                )
             weights[name] = value
         object.__setattr__(self, "weights", tuple(weights.get(n, 0.0) for n in BEAM_PARAMETER_NAMES))
         checks = {
@@ -155,7 +157,7 @@ class RewardSpec:
     @property
     def weight_map(self) -> dict[str, float]:
         """Weights by beam parameter name."""
-        return dict(zip(BEAM_PARAMETER_NAMES, self.weights))
+        return dict(zip(BEAM_PARAMETER_NAMES, self.weights, strict=True))
 
     @property
     def weight_vector(self) -> np.ndarray:
@@ -260,7 +262,11 @@ class RewardSpec:
             if self.form == "log":
                 o = r"\ln(d_j/d_0)" if self.normalize else r"\ln(d_j/\mathrm{m} + 10^{-6})"
             else:
-                o = r"d_j / d_0" if self.normalize else (r"d_j\ [\mathrm{mm}]" if self.form == "absolute" else r"d_j\ [\mathrm{mm}^2]")
+                o = (
+                    r"d_j / d_0"
+                    if self.normalize
+                    else (r"d_j\ [\mathrm{mm}]" if self.form == "absolute" else r"d_j\ [\mathrm{mm}^2]")
+                )
             lines.append(rf"\hat{{O}}_j = {o}")
         r = []
         if terms:
@@ -289,4 +295,6 @@ def preset(mode: str, terms: Sequence[str] = ("sigma_x", "sigma_y"), time_reward
         return RewardSpec(weights={}, pixel_weight=1.0, time_reward=time_reward)
     if mode in REWARD_KINDS:
         return RewardSpec(kind=mode, weights={t: 1.0 for t in terms}, time_reward=time_reward)
-    raise RewardSpecError("reward_mode", f"unknown preset {mode!r}; allowed: negative_objective, objective_improvement, sum_of_pixels")
+    raise RewardSpecError(
+        "reward_mode", f"unknown preset {mode!r}; allowed: negative_objective, objective_improvement, sum_of_pixels"
+    )

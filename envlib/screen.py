@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import erf as _erf
 
-from envlib.beamline import SCREEN_BINNING, SCREEN_HALF_SIZE, SCREEN_PIXEL_SIZE, SCREEN_RESOLUTION
+from envlib.beamline import SCREEN_BINNING, SCREEN_HALF_SIZE, SCREEN_RESOLUTION
 
 _SQRT2 = np.sqrt(2.0)
 #: Smallest sigma used in density integrals, in m, so a zero-size beam stays finite.
@@ -96,7 +96,9 @@ def is_on_screen(beam: np.ndarray) -> np.ndarray:
     return (np.abs(beam[:, 0]) <= SCREEN_HALF_SIZE[0]) & (np.abs(beam[:, 2]) <= SCREEN_HALF_SIZE[1])
 
 
-def ellipse_points(mu_x: float, sigma_x: float, mu_y: float, sigma_y: float, n: int = 90) -> tuple[np.ndarray, np.ndarray]:
+def ellipse_points(
+    mu_x: float, sigma_x: float, mu_y: float, sigma_y: float, n: int = 90
+) -> tuple[np.ndarray, np.ndarray]:
     """Points of the 1-sigma ellipse of a beam, in m, shapes (n + 1,) each (closed)."""
     t = np.linspace(0.0, 2.0 * np.pi, n + 1)
     return mu_x + sigma_x * np.cos(t), mu_y + sigma_y * np.sin(t)

@@ -353,7 +353,7 @@ class AresEATask:
                 "beam": beams[i],
                 "target": targets[i],
                 "magnets": magnets[i],
-                "errors": dict(zip(BEAM_PARAMETER_NAMES, errs[i])),
+                "errors": dict(zip(BEAM_PARAMETER_NAMES, errs[i], strict=True)),
                 "mae_focus": mae_f[i],
                 "mae_all": mae_a[i],
                 "objective": obj[i],

@@ -108,7 +108,7 @@ def test_cheetah_tracking_equals_the_product_of_transfer_matrices():
     """Drifts, thick quads (misaligned too) and corrector kicks: Cheetah == matrices to 1e-9."""
     incoming = np.tile(INCOMING, (len(SETTINGS), 1))
     got = BeamlineSimulator().track(SETTINGS, incoming, MISALIGNMENTS)
-    expected = np.array([track_reference(m, INCOMING, d) for m, d in zip(SETTINGS, MISALIGNMENTS)])
+    expected = np.array([track_reference(m, INCOMING, d) for m, d in zip(SETTINGS, MISALIGNMENTS, strict=True)])
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
 
 
@@ -126,7 +126,9 @@ def test_the_reference_computation_notices_a_wrong_lattice(mutate, simulator):
     """The comparison above is sensitive: a wrong length or order misses by far more than 1e-9."""
     got = simulator.track(SETTINGS[2:], np.tile(INCOMING, (2, 1)), MISALIGNMENTS[2:])
     lattice = mutate(REFERENCE_LATTICE)
-    wrong = np.array([track_reference(m, INCOMING, d, lattice) for m, d in zip(SETTINGS[2:], MISALIGNMENTS[2:])])
+    wrong = np.array(
+        [track_reference(m, INCOMING, d, lattice) for m, d in zip(SETTINGS[2:], MISALIGNMENTS[2:], strict=True)]
+    )
     assert np.max(np.abs(wrong - got) / np.abs(got)) > 1e-4
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from browser_support import chromium, streamlit_server, wait_until_idle
+
 from envlib.compare import TUTORIAL_AGENT_IDS, available_agents
 from envlib.config import RunConfig
 from envlib.pretrained import PRETRAINED

@@ -230,7 +230,8 @@ def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwar
     lines = ui._flag_lines(flags, step=25, last=3, n_agents=5)
     assert max(len(line) for line in lines) <= ui.SCREENS_FLAG_CHARS // 5
     assert " ".join(lines).split() == " ".join(
-        [f"⚠ step {s}: {FLAG_LABELS[f]}" for s, f in zip(flags["step"], flags["flag"])] + ["episode over after 3 steps"]
+        [f"⚠ step {s}: {FLAG_LABELS[f]}" for s, f in zip(flags["step"], flags["flag"], strict=True)]
+        + ["episode over after 3 steps"]
     ).split()
     # Ten flags on one agent: the figure grows by one line height per line beyond SCREENS_FLAG_LINES, and the
     # screens keep their size in px.

@@ -247,8 +247,8 @@ def test_reset_seed_reproduces_the_whole_episode(simulator):
     first = rollout(AresEAEnv(config, simulator=simulator), seed=123)
     again = rollout(AresEAEnv(config, simulator=simulator), seed=123)
     assert len(first) == len(again)
-    for a, b in zip(first, again):
-        for x, y in zip(a, b):
+    for a, b in zip(first, again, strict=True):
+        for x, y in zip(a, b, strict=True):
             if hasattr(x, "incoming"):  # EpisodeStart
                 for part in ("incoming", "misalignments", "target", "magnets"):
                     np.testing.assert_array_equal(getattr(x, part), getattr(y, part))

@@ -19,7 +19,9 @@ def random_state(rng, n=64):
     )
 
 
-@pytest.mark.parametrize("terms", [("sigma_x", "sigma_y"), ("mu_x", "sigma_x", "mu_y", "sigma_y")], ids=["focus", "all"])
+@pytest.mark.parametrize(
+    "terms", [("sigma_x", "sigma_y"), ("mu_x", "sigma_x", "mu_y", "sigma_y")], ids=["focus", "all"]
+)
 @pytest.mark.parametrize("time_reward", [0.0, -1.0], ids=["no-time", "time"])
 @pytest.mark.parametrize("mode", rewards.REWARD_MODES)
 def test_presets_equal_the_tutorial_rewards_exactly(mode, terms, time_reward):

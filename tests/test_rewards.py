@@ -110,7 +110,7 @@ def test_objective_terms_decide_what_counts(simulator):
     """Position errors change the reward only when mu_x, mu_y are among the terms."""
     _, focus = run_episode(simulator, objective_terms=("sigma_x", "sigma_y"))
     _, everything = run_episode(simulator, objective_terms=("mu_x", "sigma_x", "mu_y", "sigma_y"))
-    for (r_f, info_f), (r_a, info_a) in zip(focus, everything):
+    for (r_f, info_f), (r_a, info_a) in zip(focus, everything, strict=True):
         e = info_f["errors"]
         assert info_f["objective"] == pytest.approx(e["sigma_x"] + e["sigma_y"], rel=1e-12)
         assert info_a["objective"] == pytest.approx(e["mu_x"] + e["sigma_x"] + e["mu_y"] + e["sigma_y"], rel=1e-12)
@@ -121,7 +121,7 @@ def test_objective_terms_decide_what_counts(simulator):
 def test_info_explains_the_reward(simulator, mode):
     info_0, steps = run_episode(simulator, reward_mode=mode, time_reward=-0.5)
     errors_0 = np.abs(np.subtract(info_0["beam"], TARGET))
-    assert info_0["errors"] == pytest.approx(dict(zip(("mu_x", "sigma_x", "mu_y", "sigma_y"), errors_0)))
+    assert info_0["errors"] == pytest.approx(dict(zip(("mu_x", "sigma_x", "mu_y", "sigma_y"), errors_0, strict=True)))
     for reward, info in steps:
         beam, target = np.array(info["beam"]), np.array(info["target"])
         errors = np.abs(beam - target)

@@ -111,7 +111,8 @@ def test_a_preset_fills_the_form_with_a_shipped_agents_config(small_cap_manager)
     at = page()
     gary = next(name for name in presets() if "objimp-delta-abort-time" in name)
     at.selectbox(key="train.preset").set_value(gary).run()
-    values = {k: field(at, k).value for k in ("env.reward_mode", "env.abort_if_off_screen", "env.time_reward", "display_name")}
+    keys = ("env.reward_mode", "env.abort_if_off_screen", "env.time_reward", "display_name")
+    values = {k: field(at, k).value for k in keys}
     assert values == {"env.reward_mode": "objective_improvement", "env.abort_if_off_screen": True,
                       "env.time_reward": -1.0, "display_name": "Gary Buchwald"}  # fmt: skip
     assert any("time penalty" in i.value for i in at.info), "the preset's lesson is shown"
@@ -276,7 +277,9 @@ def test_in_a_real_browser_the_page_follows_a_launched_job_by_itself_and_stops_i
     runs = tmp_path / "runs"
     monkeypatch.setenv("ARES_RUNS_DIR", str(runs))  # the server inherits it
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({"display_name": "Browser Run", "train": {**TINY, "total_timesteps": 400_000, "net_arch": [8]}}))
+    config.write_text(
+        yaml.safe_dump({"display_name": "Browser Run", "train": {**TINY, "total_timesteps": 400_000, "net_arch": [8]}})
+    )
     profile = tmp_path / "profile"
     profile.mkdir()
     with streamlit_server(tmp_path) as server, chromium(server, profile) as browser:

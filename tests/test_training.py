@@ -148,7 +148,7 @@ def test_same_seed_gives_the_same_run(tmp_path):
     pd.testing.assert_frame_equal(read_episodes(first.run_dir)[columns], read_episodes(second.run_dir)[columns])
     pd.testing.assert_frame_equal(read_evaluations(first.run_dir), read_evaluations(second.run_dir))
     a, b = load_agent(first.run_dir), load_agent(second.run_dir)
-    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
+    for p, q in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         assert torch.equal(p, q)
     other = train(tiny_config(total_timesteps=512, eval_every=256, seed=4), tmp_path / "c")
     assert not read_episodes(other.run_dir)["return"].equals(read_episodes(first.run_dir)["return"])

@@ -539,8 +539,8 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
             "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout[f"yaxis{'' if k == 1 else k}"] = {
-            **single["yaxis"], "domain": [_from_top(SCREENS_BOTTOM, scale), _from_top(SCREENS_TOP, scale)], "anchor": _axis("x", k),
-            "scaleanchor": _axis("x", k), "title": None, "showticklabels": False, "ticks": "",
+            **single["yaxis"], "domain": [_from_top(SCREENS_BOTTOM, scale), _from_top(SCREENS_TOP, scale)],
+            "anchor": _axis("x", k), "scaleanchor": _axis("x", k), "title": None, "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout["shapes"] += [_on_axes({**shape, "xref": "x", "yref": "y"}, k) for shape in single["shapes"]]
     go_to = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
@@ -635,7 +635,7 @@ def curves_figure(
                 marker=dict(symbol=[FLAG_SYMBOLS[f] for f in flags["flag"]], size=17, color=color,
                             line=dict(color="black", width=1.5)),
                 hovertext=[f"{label}, step {s}: {FLAG_LABELS[f]} ({d})"
-                           for s, f, d in zip(flags["step"], flags["flag"], flags["detail"])],
+                           for s, f, d in zip(flags["step"], flags["flag"], flags["detail"], strict=True)],
                 hoverinfo="text",
             ),
             row=2, col=1,
@@ -794,7 +794,7 @@ def evaluation_table(result: Comparison, error: str) -> pd.DataFrame:
     table = pd.DataFrame({"agent": summary.index})
     table[f"mean final {error} (µm)"] = (summary["mean final MAE"] * UM).round(1).to_numpy()
     table[f"median final {error} (µm)"] = (summary["median final MAE"] * UM).round(1).to_numpy()
-    for kind, label in FLAG_LABELS.items():
+    for _kind, label in FLAG_LABELS.items():
         table[f"{label} (%)"] = (summary[f"fraction {label}"] * 100).round(0).to_numpy()
     table["mean episode length"] = summary["mean episode length"].round(1).to_numpy()
     table["mean return"] = summary["mean return"].round(3).to_numpy()

@@ -313,5 +313,9 @@ def _history_panel(session: PlaygroundSession) -> None:
     row = st.container(horizontal=True)
     row.button("Clear history", on_click=_clear_history, disabled=len(session.history) <= 1)
     row.download_button(
-        "Download CSV", data=session.history_csv(), file_name="playground_history.csv", mime="text/csv", on_click="ignore"
+        "Download CSV",
+        data=session.history_csv(),
+        file_name="playground_history.csv",
+        mime="text/csv",
+        on_click="ignore",
     )

@@ -89,7 +89,7 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
     st.toggle("Normalise by obj₀", key=f"{key}.normalize", help="Divide by obj₀, the objective at the state at reset.")
     st.caption("Weights of each beam parameter's error (0 leaves it out)")
     cols = st.columns(4)
-    for col, name in zip(cols, BEAM_PARAMETER_NAMES):
+    for col, name in zip(cols, BEAM_PARAMETER_NAMES, strict=True):
         col.slider(_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}")
     c1, c2 = st.columns(2)
     c1.slider("Sum of pixels weight", 0.0, 5.0, step=0.25, key=f"{key}.pixel_weight",
@@ -159,7 +159,9 @@ def show_landscape(land: Landscape, title: str) -> None:
     st.markdown(f"**{title}**")
     st.plotly_chart(landscape_figure(land), width="stretch", key=f"land.{title}")
     bx, by, best = land.best
-    at_limit = bool(np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max()))
+    at_limit = bool(
+        np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max())
+    )
     if land.spread < 1e-2:
         verdict = "⚠️ **Flat**: the reward hardly changes over the grid — an agent gets no signal here."
     elif at_limit:

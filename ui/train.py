@@ -8,8 +8,8 @@ change, and each error is shown under its field.
 
 Live parts only read: the job list comes from the :class:`~envlib.jobs.JobManager` in memory,
 the history from the run's CSV files (cached by modification time) and figures are rebuilt
-only when a file changed, so one refresh tick costs some 10-25 ms of server CPU time. The page refreshes itself only while a job is
-queued or running.
+only when a file changed, so one refresh tick costs some 10-25 ms of server CPU time. The page
+refreshes itself only while a job is queued or running.
 
 Session state keys start with ``train.``.
 """
@@ -36,7 +36,7 @@ from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSched
 from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_runs
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
-from envlib.runs import EVALUATION_COLUMNS, EPISODE_COLUMNS, Progress, RunError, read_csv, read_progress
+from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
 from ui.widgets import column_grid
 
 P = "train."
@@ -85,40 +85,86 @@ def _choices(alias: Any) -> tuple[str, ...]:
 
 
 REWARD_FIELDS = (
-    Field("env.reward_mode", "Reward mode", "What the agent is paid for; 'custom' needs a reward spec from the Reward designer or a YAML upload.", "select", _choices(RewardMode)),
-    Field("env.action_mode", "Action mode", "direct: the action is the magnet setting; delta: it is added to the current setting.", "select", _choices(ActionMode)),
-    Field("env.time_reward", "Time reward", "Added to the reward every step (e.g. -1 pays the agent to end episodes early).", "float", step=0.1, fmt="%g"),
-    Field("env.abort_if_off_screen", "Abort if off screen", "End the episode when the beam centre leaves the screen.", "bool"),
-    Field("env.time_limit", "Time limit (steps)", "Steps per episode before it is cut off; empty for no limit.", "optional_int", step=1),
-    Field("env.threshold_hold", "Threshold hold (steps)", "Consecutive steps within all set thresholds that count as success and end the episode.", "int", step=1),
-    Field("env.target_sigma_x_threshold", "σx threshold (m)", "Success when |σx − target| stays below this; empty to ignore σx.", "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_sigma_y_threshold", "σy threshold (m)", "Success when |σy − target| stays below this; empty to ignore σy.", "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_mu_x_threshold", "μx threshold (m)", "Success when |μx − target| stays below this; empty to ignore μx.", "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_mu_y_threshold", "μy threshold (m)", "Success when |μy − target| stays below this; empty to ignore μy.", "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.rescale_action", "Rescale action (low, high)", "Range the agent acts in, mapped onto the magnets' range, e.g. -3, 3; empty for physical units.", "range"),
+    Field("env.reward_mode", "Reward mode",
+          "What the agent is paid for; 'custom' needs a reward spec from the Reward designer or a YAML upload.",
+          "select", _choices(RewardMode)),
+    Field("env.action_mode", "Action mode",
+          "direct: the action is the magnet setting; delta: it is added to the current setting.",
+          "select", _choices(ActionMode)),
+    Field("env.time_reward", "Time reward",
+          "Added to the reward every step (e.g. -1 pays the agent to end episodes early).",
+          "float", step=0.1, fmt="%g"),
+    Field("env.abort_if_off_screen", "Abort if off screen",
+          "End the episode when the beam centre leaves the screen.",
+          "bool"),
+    Field("env.time_limit", "Time limit (steps)",
+          "Steps per episode before it is cut off; empty for no limit.",
+          "optional_int", step=1),
+    Field("env.threshold_hold", "Threshold hold (steps)",
+          "Consecutive steps within all set thresholds that count as success and end the episode.",
+          "int", step=1),
+    Field("env.target_sigma_x_threshold", "σx threshold (m)",
+          "Success when |σx − target| stays below this; empty to ignore σx.",
+          "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_sigma_y_threshold", "σy threshold (m)",
+          "Success when |σy − target| stays below this; empty to ignore σy.",
+          "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_mu_x_threshold", "μx threshold (m)",
+          "Success when |μx − target| stays below this; empty to ignore μx.",
+          "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.target_mu_y_threshold", "μy threshold (m)",
+          "Success when |μy − target| stays below this; empty to ignore μy.",
+          "optional_float", step=1e-5, fmt="%.2e"),
+    Field("env.rescale_action", "Rescale action (low, high)",
+          "Range the agent acts in, mapped onto the magnets' range, e.g. -3, 3; empty for physical units.",
+          "range"),
 )  # fmt: skip
 ALGORITHM_FIELDS = (
     Field("train.algorithm", "Algorithm", "PPO (the tutorial's) or TD3.", "select", _choices(Algorithm)),
-    Field("train.n_envs", "n_envs", "Environments stepped in parallel; one rollout has n_steps × n_envs samples.", "int", step=1),
+    Field("train.n_envs", "n_envs",
+          "Environments stepped in parallel; one rollout has n_steps × n_envs samples.",
+          "int", step=1),
     Field("train.n_steps", "n_steps", "Steps each environment takes before every update.", "int", step=1),
     Field("train.batch_size", "batch_size", "Samples per gradient step (a minibatch of the rollout).", "int", step=1),
     Field("train.n_epochs", "n_epochs", "Passes over each rollout per update.", "int", step=1),
-    Field("train.gamma", "gamma", "Discount factor: lower values make near rewards matter more (usually above 0.9).", "float", step=0.001, fmt="%.4f"),
+    Field("train.gamma", "gamma",
+          "Discount factor: lower values make near rewards matter more (usually above 0.9).",
+          "float", step=0.001, fmt="%.4f"),
     Field("train.learning_rate", "learning_rate", "Step size of the optimiser.", "float", step=1e-4, fmt="%.2e"),
-    Field("train.lr_schedule", "lr_schedule", "constant, or linear decay to 0 at the last step.", "select", _choices(LrSchedule)),
-    Field("train.ent_coef", "ent_coef", "PPO: entropy bonus that keeps the policy exploring.", "float", step=0.001, fmt="%g"),
-    Field("train.gae_lambda", "gae_lambda", "PPO: bias-variance trade-off of the advantage estimate.", "float", step=0.01, fmt="%.3f"),
-    Field("train.clip_range", "clip_range", "PPO: how far one update may move the policy.", "float", step=0.01, fmt="%.3f"),
+    Field("train.lr_schedule", "lr_schedule",
+          "constant, or linear decay to 0 at the last step.",
+          "select", _choices(LrSchedule)),
+    Field("train.ent_coef", "ent_coef",
+          "PPO: entropy bonus that keeps the policy exploring.",
+          "float", step=0.001, fmt="%g"),
+    Field("train.gae_lambda", "gae_lambda",
+          "PPO: bias-variance trade-off of the advantage estimate.",
+          "float", step=0.01, fmt="%.3f"),
+    Field("train.clip_range", "clip_range",
+          "PPO: how far one update may move the policy.",
+          "float", step=0.01, fmt="%.3f"),
 )  # fmt: skip
 RUN_FIELDS = (
     Field("display_name", "Run name", "A name for people; the run's folder gets a generated id.", "text"),
-    Field("train.total_timesteps", "total_timesteps", "Environment steps to train for, all environments together.", "int", step=1000),
-    Field("train.net_arch", "net_arch", "Hidden layer sizes of the actor and critic networks, e.g. 64, 64.", "int_list"),
-    Field("train.normalize_observation", "normalize_observation", "Normalise observations by a running mean and standard deviation.", "bool"),
-    Field("train.normalize_reward", "normalize_reward", "Normalise rewards by a running estimate of the return's spread.", "bool"),
-    Field("train.frame_stack", "frame_stack", "Stack this many past observations; empty for none.", "optional_int", step=1),
+    Field("train.total_timesteps", "total_timesteps",
+          "Environment steps to train for, all environments together.",
+          "int", step=1000),
+    Field("train.net_arch", "net_arch",
+          "Hidden layer sizes of the actor and critic networks, e.g. 64, 64.",
+          "int_list"),
+    Field("train.normalize_observation", "normalize_observation",
+          "Normalise observations by a running mean and standard deviation.",
+          "bool"),
+    Field("train.normalize_reward", "normalize_reward",
+          "Normalise rewards by a running estimate of the return's spread.",
+          "bool"),
+    Field("train.frame_stack", "frame_stack",
+          "Stack this many past observations; empty for none.",
+          "optional_int", step=1),
     Field("train.seed", "seed", "Seed of the training (environments and network): same seed, same run.", "int", step=1),
-    Field("train.eval_every", "eval_every", "Evaluate on fixed seeds every this many steps; 0 for never.", "int", step=1000),
+    Field("train.eval_every", "eval_every",
+          "Evaluate on fixed seeds every this many steps; 0 for never.",
+          "int", step=1000),
     Field("train.eval_episodes", "eval_episodes", "Episodes (fixed seeds) per evaluation.", "int", step=1),
 )  # fmt: skip
 FIELDS = REWARD_FIELDS + ALGORITHM_FIELDS + RUN_FIELDS
@@ -548,7 +594,8 @@ def history_figures(
         color = COLORS[i % len(COLORS)]
         steps = evaluations["timesteps"].to_numpy()
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_focus"].to_numpy() * 1e6,
-                     "mode": "lines+markers", "line": {"color": color}, "name": f"{name}: focus", "legendgroup": name})  # fmt: skip
+                     "mode": "lines+markers", "line": {"color": color}, "name": f"{name}: focus",
+                     "legendgroup": name})  # fmt: skip
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
                      "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{name}: all four",
                      "legendgroup": name})  # fmt: skip
@@ -625,7 +672,11 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
                 "run": job.display_name,
                 "status": status_label(job),
                 "progress": min(done, 1.0),
-                "timesteps": f"{progress.timesteps:,} / {progress.total_timesteps:,}" if progress else f"0 / {job.total_timesteps:,}",
+                "timesteps": (
+                    f"{progress.timesteps:,} / {progress.total_timesteps:,}"
+                    if progress
+                    else f"0 / {job.total_timesteps:,}"
+                ),
                 "steps/s": f"{progress.fps:,.0f}" if progress and job.status == "running" else "",
                 "ETA": _duration(progress.eta_s) if progress and job.status == "running" else "",
                 "elapsed": _duration(progress.elapsed_s) if progress else "",
@@ -650,7 +701,9 @@ def _sources(manager: JobManager, jobs: list[Job]) -> dict[str, RunSource]:
     for run in finished_on_disk(str(manager.runs_dir)):  # runs trained from the command line
         sources.setdefault(run.run_id, RunSource(run.run_id, run.display_name, run.run_dir))
     for run in finished_on_disk(str(PRETRAINED_DIR)):  # shipped agents, if they kept their history
-        sources.setdefault(f"pretrained/{run.run_id}", RunSource(run.run_id, f"{run.display_name} (pre-trained)", run.run_dir))
+        sources.setdefault(
+            f"pretrained/{run.run_id}", RunSource(run.run_id, f"{run.display_name} (pre-trained)", run.run_dir)
+        )
     return sources
 
 
@@ -663,7 +716,9 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
     # No status in the label: a selectbox keeps showing the label an option had when chosen.
     names = {j.job_id: f"{j.display_name} · {j.job_id}" for j in mine}
     row = st.container(horizontal=True, vertical_alignment="bottom")
-    job_id = row.selectbox("Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control")
+    job_id = row.selectbox(
+        "Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control"
+    )
     job = next(j for j in mine if j.job_id == job_id)
     if row.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
         _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {job.display_name}.")
@@ -731,7 +786,9 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
         st.dataframe(
             job_table(manager, jobs, owner),
             hide_index=True,
-            column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
+            column_config={
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
+            },
         )  # fmt: skip
         _controls(manager, jobs, owner)
     else:

@@ -99,7 +99,7 @@ def set_magnet_sliders(prefix: str, magnets: Sequence[float], normalised: bool) 
     in this run (e.g. from a button's ``on_click``)."""
     values = magnets_to_display(magnets, normalised)
     limits = np.ones(5) if normalised else MAGNET_LIMITS * MAGNET_DISPLAY_SCALE
-    for label, value, limit in zip(MAGNET_LABELS, values, limits):
+    for label, value, limit in zip(MAGNET_LABELS, values, limits, strict=True):
         st.session_state[_magnet_key(prefix, label)] = float(np.clip(value, -limit, limit))
 
 
@@ -150,7 +150,7 @@ def target_sliders(prefix: str, default: Sequence[float]) -> np.ndarray:
     :return: the target in m, shape (4,).
     """
     values = []
-    for name, value in zip(BEAM_PARAMETER_NAMES, default):
+    for name, value in zip(BEAM_PARAMETER_NAMES, default, strict=True):
         low, high = TARGET_LIMITS_MM[name]
         key = f"{prefix}.target.{name}"
         st.session_state.setdefault(key, float(np.clip(value * MM, low, high)))
