@@ -264,6 +264,11 @@ class EnvConfig:
             all(v > 0 for v in inc[5:]),
             f"sigma_x, sigma_px, sigma_y, sigma_py, sigma_tau, sigma_p must be > 0, got {list(inc[5:])}",
         )
+        _check(
+            "magnet_init_values",
+            len(self.magnet_init_values) == len(MAGNET_LIMITS),
+            f"must be {len(MAGNET_LIMITS)} values [Q1, Q2, CV, Q3, CH], got {len(self.magnet_init_values)}",
+        )
         for i, (value, limit) in enumerate(zip(self.magnet_init_values, MAGNET_LIMITS, strict=True)):
             _check(
                 "magnet_init_values",

@@ -51,6 +51,14 @@ def test_env_config_alone_names_keys_without_prefix():
         assert mode in excinfo.value.message
 
 
+def test_initial_magnets_of_the_wrong_length_built_in_python_name_the_key():
+    # from_dict checks list lengths while coercing; a config built in code skips that step.
+    with pytest.raises(ConfigError) as excinfo:
+        EnvConfig(magnet_init_values=(0.0, 0.0, 0.0))
+    assert excinfo.value.key == "magnet_init_values"
+    assert "5 values" in excinfo.value.message
+
+
 def test_a_config_is_a_value_error_for_callers_that_catch_those():
     with pytest.raises(ValueError):
         TrainConfig(batch_size=10_000)
