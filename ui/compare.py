@@ -58,8 +58,9 @@ K_EVALUATION = "cmp.evaluation"
 
 #: At most this many agents side by side (bounds the work of one click).
 MAX_AGENTS = 6
-#: Narrowest agent panel, rem: a reward mode's name in code style fits on one line.
-PANEL_MIN_REM = 12.5
+#: Narrowest agent panel, rem: the widest reward formula (objective_improvement's, ~191 px)
+#: fits on one line inside the panel's border and padding.
+PANEL_MIN_REM = 14.0
 DEFAULT_EPISODES = 50
 MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
@@ -272,7 +273,7 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
     of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
-    grid = column_grid("cmp-panels", PANEL_MIN_REM)
+    grid = column_grid("cmp-panels", PANEL_MIN_REM, items=len(choices))
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}"):
             agent_title(i, choice)

@@ -45,21 +45,57 @@ OBJ_LABELS = {
 }
 
 
-def column_grid(key: str, min_rem: float) -> DeltaGenerator:
+#: Gap between the columns of :func:`column_grid`, rem (Streamlit's "small" gap).
+GRID_GAP_REM = 1.0
+
+
+def balanced_columns(items: int, fit: int) -> int:
+    """Columns for ``items`` equal boxes when ``fit`` fit in a row: as many rows as ``fit``
+    columns need, with the boxes spread evenly over them (5 boxes, 4 fit: 3 + 2, not 4 + 1)."""
+    rows = -(-items // max(1, fit))
+    return -(-items // rows)
+
+
+def column_grid_css(key: str, min_rem: float, items: int | None = None) -> str:
+    """The style sheet of :func:`column_grid`.
+
+    Without ``items``, CSS's ``auto-fit`` fills each row and leaves the rest to the last.
+    With it, a container query per width at which one more column fits sets the balanced
+    number of columns (:func:`balanced_columns`); the query needs a wrapper of its own,
+    the ``st-key-{key}-wrap`` container, whose width is what the grid can use.
+    """
+    grid = f".st-key-{key}"
+    css = [
+        f"{grid} {{display: grid !important; gap: {GRID_GAP_REM}rem; "
+        f"grid-template-columns: repeat(auto-fit, minmax({min_rem}rem, 1fr));}}",
+        f"{grid} > div {{width: auto !important; min-width: 0 !important;}}",
+    ]
+    if items:
+        css.append(f".st-key-{key}-wrap {{container-type: inline-size;}}")
+        css.append(f"{grid} {{grid-template-columns: minmax(0, 1fr);}}")
+        for fit in range(2, items + 1):
+            width = fit * min_rem + (fit - 1) * GRID_GAP_REM
+            columns = balanced_columns(items, fit)
+            css.append(
+                f"@container (min-width: {width:g}rem) "
+                f"{{{grid} {{grid-template-columns: repeat({columns}, minmax(0, 1fr));}}}}"
+            )
+    return "<style>" + " ".join(css) + "</style>"
+
+
+def column_grid(key: str, min_rem: float, items: int | None = None) -> DeltaGenerator:
     """A container whose children take equal columns at least ``min_rem`` wide, as many per
     row as fit: five agents side by side on a wide screen, in rows of two on a projector's
-    1024 px, where ``st.columns`` would squeeze them and break words mid-word.
+    1024 px, where ``st.columns`` would squeeze them and break words mid-word. Given the
+    number of ``items``, the rows are balanced: 3 + 2 on a 1366 px laptop, not 4 + 1.
 
     Streamlit's layout API has no minimum width for a stretching child, so a style sheet
     sets a grid on the container's documented ``st-key-`` class; without it the container
     is still a wrapping row.
     """
-    st.html(
-        f"<style>.st-key-{key} {{display: grid !important; "
-        f"grid-template-columns: repeat(auto-fit, minmax({min_rem}rem, 1fr));}} "
-        f".st-key-{key} > div {{width: auto !important; min-width: 0 !important;}}</style>"
-    )
-    return st.container(horizontal=True, key=key)
+    st.html(column_grid_css(key, min_rem, items))
+    parent = st.container(key=f"{key}-wrap") if items else st
+    return parent.container(horizontal=True, key=key)
 
 
 def scrolling_container(key: str, min_px: int) -> DeltaGenerator:
