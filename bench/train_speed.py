@@ -1,9 +1,9 @@
 """Training speed: the tutorial's config on the batched env, and on SB3's DummyVecEnv of single envs.
 
 Trains the tutorial's Part IV config (PPO, n_envs 40, n_steps 50, batch 100, n_epochs 10,
-200k timesteps) with :func:`envlib.training.train` on ``AresEAVecEnv``, then the same
+200k timesteps) with :func:`envlib.training.train` on ``AresEAVecEnv``, and the same
 config on ``DummyVecEnv`` of 40 ``AresEAEnv`` (one Cheetah call per env and step, the
-tutorial's way) for a shorter budget, and evaluates the trained agent the way the Compare
+tutorial's way) for a shorter budget once before and once after it, and evaluates the trained agent the way the Compare
 page does (5 agents x 50 seeds). Prints a table, then one JSON object as the last line.
 
 The VM's speed varies up to 2x from day to day, so the run also times the two workloads of
@@ -137,6 +137,9 @@ def main() -> None:
         {**config.to_dict(), "train": {**config.train.to_dict(), "total_timesteps": args.timesteps}}
     )
     calibration = [(reference_track_s(), reference_update_20k_s())]
+    # The peer runs before and after the batched training, so a VM whose speed drifts during
+    # the run moves both sides of the ratio alike.
+    dummy_runs = [train_dummy(config, args.dummy_timesteps)]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         phases = PhaseClock()
@@ -149,7 +152,8 @@ def main() -> None:
             metrics = evaluate(load_agent(result.run_dir), evaluation_seeds(50)).metrics
         evaluate_s = time.perf_counter() - start
     batched = result.timesteps / wall
-    dummy = train_dummy(config, args.dummy_timesteps)
+    dummy_runs.append(train_dummy(config, args.dummy_timesteps))
+    dummy = len(dummy_runs) / sum(1 / rate for rate in dummy_runs)  # steps over total time
     calibration.append((reference_track_s(), reference_update_20k_s()))
     slow_track = sum(track for track, _ in calibration) / len(calibration) / REFERENCE_TRACK_S
     slow_update = sum(update for _, update in calibration) / len(calibration) / REFERENCE_UPDATE_20K_S
@@ -170,6 +174,7 @@ def main() -> None:
         ],
         "batched_steps_per_s": round(batched, 1),
         "dummy_steps_per_s": round(dummy, 1),
+        "dummy_steps_per_s_before_after": [round(rate, 1) for rate in dummy_runs],
         "speedup": round(batched / dummy, 2),
         "evaluate_5x50_s": round(evaluate_s, 3),
         "tutorial_mean_final_mae_focus": metrics["mean_final_mae_focus"],
@@ -185,7 +190,8 @@ def main() -> None:
         ("this machine vs stack-notes: Cheetah step / PPO update", f"{slow_track:.2f} x / {slow_update:.2f} x slower"),
         ("tutorial 200k, phases scaled to the stack-notes machine", f"{figures['tutorial_200k_reference_s']:.1f} s"),
         ("batched env (AresEAVecEnv), training", f"{batched:,.0f} steps/s"),
-        ("DummyVecEnv of 40 AresEAEnv, training", f"{dummy:,.0f} steps/s"),
+        ("DummyVecEnv of 40 AresEAEnv, training (before / after)",
+         f"{dummy:,.0f} steps/s ({dummy_runs[0]:,.0f} / {dummy_runs[1]:,.0f})"),
         ("speedup", f"{figures['speedup']:.1f} x"),
         ("evaluate 5 agents x 50 seeds", f"{evaluate_s:.2f} s"),
         ("agent after training: mean final mae_focus", f"{metrics['mean_final_mae_focus']:.2e} m (50 seeds)"),
