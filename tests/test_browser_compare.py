@@ -22,8 +22,7 @@ def current_step(screens) -> int:
 
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
-    """A runs folder with one finished (tiny) run: the page offers it next to the shipped agents,
-    and it is the default when no shipped agent has been trained."""
+    """A runs folder with one finished (tiny) run: the page offers it next to the shipped agents."""
     folder = tmp_path / "runs"
     config = RunConfig.from_dict(
         {
@@ -40,8 +39,9 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 
 def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
     catalog = available_agents(runs_dir)
-    shipped = catalog.tutorial_defaults()
-    expected = [c.label for c in shipped] or ["Tiny Pixels"]
+    # The default comparison is the tutorial's five shipped agents: all of them load.
+    expected = [PRETRAINED[i].display_name for i in TUTORIAL_AGENT_IDS]
+    assert [c.label for c in catalog.tutorial_defaults()] == expected, catalog.problems
     profile = tmp_path / "profile"
     profile.mkdir()
     with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1920, 1080)) as browser:
@@ -69,15 +69,13 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
             boxes = '[data-testid="stAlertContentError"], [data-testid="stAlertContentSuccess"]'
             assert panel.locator(boxes).count() == 1
         page.locator('[data-testid="stDataFrame"]').first.wait_for()
-        if len(shipped) == len(TUTORIAL_AGENT_IDS):
-            # Done when: the abort agent's and the sum_of_pixels agent's misbehaviour is flagged
-            # (red), the well-rewarded agent has no flag (green).
-            assert expected == [PRETRAINED[i].display_name for i in TUTORIAL_AGENT_IDS]
-            gary, david, sean = (page.locator(f".st-key-cmp-panel-{i}") for i in (0, 1, 4))
-            assert "episode ended early (abort)" in gary.locator('[data-testid="stAlertContentError"]').inner_text()
-            david_flags = david.locator('[data-testid="stAlertContentError"]').inner_text()
-            assert "beam left the screen" in david_flags or "beam blown up" in david_flags
-            assert sean.locator('[data-testid="stAlertContentSuccess"]').count() == 1
+        # Done when: the abort agent's and the sum_of_pixels agent's misbehaviour is flagged
+        # (red), the well-rewarded agent has no flag (green).
+        gary, david, sean = (page.locator(f".st-key-cmp-panel-{i}") for i in (0, 1, 4))
+        assert "episode ended early (abort)" in gary.locator('[data-testid="stAlertContentError"]').inner_text()
+        david_flags = david.locator('[data-testid="stAlertContentError"]').inner_text()
+        assert "beam left the screen" in david_flags or "beam blown up" in david_flags
+        assert sean.locator('[data-testid="stAlertContentSuccess"]').count() == 1
 
         # Play runs in the browser: the slider goes back to the start and moves on.
         screens.get_by_text("▶ Play").click()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import ui.playground
 from envlib import rewards
 from envlib.beamline import BEAM_PARAMETER_NAMES, DELTA_LIMITS, MAGNET_LIMITS
 from envlib.config import DEMO_INCOMING_BEAM
-from envlib.playground import DEMO_STEPS, TUTORIAL_TARGET
+from envlib.playground import DEMO_STEPS, HISTORY_COLUMNS, TUTORIAL_TARGET
 from envlib.screen import pixel_sum
 from ui.widgets import BEAM_LABELS, OBJ_LABELS
 
@@ -79,8 +82,10 @@ def test_page_loads_with_magnets_target_screen_and_rewards(app):
     assert (q1.min, q1.max) == (-72.0, 72.0)
     assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3)
     assert len(app.get("plotly_chart")) == 3  # the screen and the two history plots
-    for mode in rewards.REWARD_MODES:
-        assert shown_reward(app, mode) is not None
+    # At load the sliders are where the episode was reset: obj_j = obj_0, and the beam is on the screen.
+    assert shown_reward(app, "negative_objective") == -1.0
+    assert shown_reward(app, "objective_improvement") == 0.0
+    assert shown_reward(app, "sum_of_pixels") == pytest.approx(-1.0)
 
 
 def test_moving_a_magnet_shows_the_beam_envlib_computes(app, simulator):
@@ -180,13 +185,41 @@ def test_play_runs_the_tutorials_corrector_sweep(app, monkeypatch):
     assert "pg.demo" not in app.session_state
 
 
-def test_clear_history_and_csv_download(app):
+def test_clear_history_and_csv_download(app, monkeypatch):
+    downloads = {}  # url -> bytes, as the page hands them to Streamlit's media store
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recorded(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        downloads[self.get_url(file_id)] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recorded)
+
+    def downloaded_csv() -> list[dict[str, str]]:
+        [button] = app.get("download_button")
+        assert button.proto.label == "Download CSV"
+        text = downloads[button.proto.url].decode()
+        assert text == session.history_csv()
+        reader = csv.DictReader(io.StringIO(text))
+        assert reader.fieldnames == list(HISTORY_COLUMNS)
+        return list(reader)
+
+    set_magnets(app, Q1=5.0)
     [step] = [b for b in app.button if b.label == "Step"]
     step.click().run()
-    assert app.get("download_button")[0].proto.label == "Download CSV"
+    session = app.session_state["pg.session"]
+    assert len(session.history) == 2
+    rows = downloaded_csv()
+    assert [row["step"] for row in rows] == ["0", "1"]
+    assert float(rows[1]["Q1"]) == pytest.approx(5.0)
+    assert float(rows[1]["reward_negative_objective"]) == pytest.approx(session.history[1]["reward_negative_objective"])
     [clear] = [b for b in app.button if b.label == "Clear history"]
     clear.click().run()
-    assert len(app.session_state["pg.session"].history) == 1
+    assert len(session.history) == 1
+    [row] = downloaded_csv()
+    assert float(row["Q1"]) == pytest.approx(5.0), "the current state stays as the first row"
+    assert row["reward_negative_objective"] == ""
 
 
 def test_normalised_view_shows_what_the_agent_sees_and_keeps_the_beam(app):

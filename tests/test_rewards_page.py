@@ -1,14 +1,17 @@
 """AppTest of the Reward designer page: specs, formulas, live value, landscapes, hand-over to Train."""
 
+import base64
+import json
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from envlib.config import RunConfig
-from envlib.landscape import reward_parts_at
+from envlib.landscape import reward_landscape, reward_parts_at
 from envlib.playground import PlaygroundSession
 from envlib.reward_spec import RewardSpec, preset
-from ui.rewards import training_config_for
+from ui.rewards import _widget_values, training_config_for
 
 
 @pytest.fixture
@@ -97,11 +100,23 @@ def test_handed_over_config_is_valid_and_carries_the_spec():
     assert config.env.actuators == "all"  # a position term needs the correctors
 
 
-def test_preset_landscape_of_the_page_is_the_tutorial_reward():
+def shown_landscape(at, name):
+    """The reward grid a landscape heatmap shows, shape (n_y, n_x)."""
+    [chart] = [c for c in at.get("plotly_chart") if c.key == f"land.{name}"]
+    z = json.loads(chart.proto.spec)["data"][0]["z"]
+    shape = [int(n) for n in z["shape"].split(",")]
+    return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+
+
+def test_preset_landscape_of_the_page_is_the_tutorial_reward(page, simulator):
     # The page's default spec A is the tutorial's negative_objective on the focusing terms.
     spec = preset("negative_objective")
     assert spec == RewardSpec(weights={"sigma_x": 1.0, "sigma_y": 1.0})
-    assert np.isfinite(spec.weight_vector).all()
+    assert {name: page.session_state[f"rd.a.{name}"] for name in _widget_values(spec)} == _widget_values(spec)
+    # ... and its landscape over Q1 and Q2 at the Playground's state (magnets at zero) is that reward's.
+    session = page.session_state["pg.session"]
+    expected = reward_landscape(spec, session.env.start, session.magnets, simulator, x_index=0, y_index=1, n=100)
+    np.testing.assert_allclose(shown_landscape(page, "Reward A"), expected.reward, rtol=1e-6)
 
 
 def test_value_follows_the_playground_sliders():

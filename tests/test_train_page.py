@@ -10,11 +10,11 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from envlib.config import EnvConfig, RunConfig, TrainConfig
+from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MODEL_FILE, read_progress
 from ui.common import job_manager
-from ui.train import FIELDS, config_data, parse_upload, presets, to_widget
+from ui.train import FIELDS, MAX_UPLOAD_BYTES, config_data, parse_upload, presets, to_widget
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}
@@ -163,7 +163,7 @@ def test_an_invalid_value_is_shown_next_to_its_field_and_nothing_is_launched(man
     assert [m for m in red_messages(at) if "total_timesteps" in m and "on this server" in m]
 
 
-def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager):
+def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager, tmp_path):
     at = page()
     flat = {"run_name": "Flat Tutorial", "n_envs": 20, "reward_mode": "objective_improvement", "time_reward": -1.0,
             "abort_if_off_screen": True, "rescale_action": [-1, 1], "net_arch": [32]}  # fmt: skip
@@ -173,19 +173,23 @@ def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager):
     assert field(at, "train.n_envs").value == 20 and field(at, "env.reward_mode").value == "objective_improvement"
     assert field(at, "env.rescale_action").value == "-1, 1" and field(at, "display_name").value == "Flat Tutorial"
 
-    evil = b"train: !!python/object/apply:os.system ['touch pwned']\n"
+    witness = tmp_path / "pwned"
+    evil = f"train: !!python/object/apply:os.system ['touch {witness}']\n".encode()
     at.file_uploader(key="train.upload").set_value(("evil.yaml", evil, "application/x-yaml"))
     at.run()
     assert any("evil.yaml was not loaded" in e.value for e in at.error)
     assert field(at, "train.n_envs").value == 20, "a refused upload leaves the form as it was"
-    assert not Path("pwned").exists()
+    assert not witness.exists()
 
 
 def test_parse_upload_takes_safe_yaml_only_and_caps_the_size():
-    with pytest.raises(Exception, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as refused:
         parse_upload("x.yaml", b"a: !!python/name:os.system\n")
-    with pytest.raises(Exception, match="at most"):
+    assert refused.value.key == "config" and "python/name:os.system" in refused.value.message
+    with pytest.raises(ConfigError) as too_big:
         parse_upload("big.yaml", b"#" * 100_000)
+    assert too_big.value.key == "config"
+    assert too_big.value.message == f"big.yaml is 100,000 bytes; a config is at most {MAX_UPLOAD_BYTES:,}"
     assert parse_upload("ok.yaml", b"train: {n_envs: 3, batch_size: 50}\n").train.n_envs == 3
 
 
