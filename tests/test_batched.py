@@ -150,5 +150,5 @@ def test_bad_use_gets_a_clear_error():
     env = AresEAVecEnv(EnvConfig(), 2)
     with pytest.raises(RuntimeError, match="step_async"):
         env.step_wait()
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="share one config; cannot set 'config'"):
         env.set_attr("config", EnvConfig())

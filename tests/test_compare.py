@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from envlib.compare import (
 )
 from envlib.config import RunConfig
 from envlib.evaluation import evaluate, evaluation_seeds
-from envlib.runs import Progress, write_progress
+from envlib.pretrained import PRETRAINED
+from envlib.runs import MODEL_FILE, Progress, write_progress
 from envlib.training import train
 
 ALL_MAGNETS = (0, 1, 2, 3, 4)
@@ -43,6 +46,16 @@ class Scripted:
 
 def scripted(action: tuple[float, ...], **env: object) -> Scripted:
     return Scripted(RunConfig.from_dict({"env": env}), action)
+
+
+class EveryOtherEpisode(Scripted):
+    """Repeats its action in episodes 0, 2, 4, ... and leaves the magnets alone in the others
+    (for a delta action mode): one agent whose episodes differ on purpose."""
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        actions, _ = super().predict(obs)
+        actions[1::2] = 0.0
+        return actions, None
 
 
 #: Delta steps that raise the vertical corrector by its largest step each time: the beam
@@ -178,14 +191,25 @@ def test_evaluation_is_reproducible_whatever_the_order_of_the_agents(agents):
     pd.testing.assert_frame_equal(first.summary(), again.summary().loc[first.agents])
 
 
-def test_the_summary_counts_episodes_per_flag(agents):
+def test_the_summary_counts_episodes_per_flag():
+    push_up = scripted(**PUSH_UP)
+    agents = {
+        "always up": push_up,
+        "up every other episode": EveryOtherEpisode(push_up.config, push_up.action),
+        "gentle": scripted(**GENTLE),
+    }
     result = compare(agents, evaluation_seeds(6))
     summary = result.summary("mae_all")
     assert list(summary.index) == list(agents)
+    # Pushed up, the beam leaves the screen and CV ends up pinned: in all, half, none of the episodes.
+    assert summary["fraction beam left the screen"].tolist() == [1.0, 0.5, 0.0]
+    assert summary["fraction magnet pinned at its limit"].tolist() == [1.0, 0.5, 0.0]
+    assert summary["fraction episode ended early (abort)"].tolist() == [0.0, 0.0, 0.0]
+    assert summary["fraction beam blown up"].tolist() == [0.0, 0.0, 0.0]
+    half = result.flags[result.flags["agent"] == "up every other episode"]
+    assert set(half["episode"]) == {0, 2, 4}
     for name in agents:
         per = result.per_episode[result.per_episode["agent"] == name]
-        flagged = result.flags[(result.flags["agent"] == name) & (result.flags["flag"] == "left_screen")]
-        assert summary.loc[name, "fraction beam left the screen"] == flagged["episode"].nunique() / 6
         assert summary.loc[name, "mean final MAE"] == pytest.approx(per["final_mae_all"].mean())
 
 
@@ -209,9 +233,12 @@ def test_traces_csv_reads_back_and_defuses_spreadsheet_formulas(agents):
 def test_finished_runs_are_offered_next_to_the_shipped_agents(runs, tmp_path):
     catalog = available_agents(runs["pixels-delta"].parent)
     keys = [c.key for c in catalog.choices]
-    assert "run/tiny-1" in keys and "run/tiny-2" in keys
-    assert all(not k.startswith("run/") or k in ("run/tiny-1", "run/tiny-2") for k in keys)
+    # Every shipped agent (all six have a model.zip), in the tutorial's order, then the runs.
+    assert keys[: len(PRETRAINED)] == [f"pretrained/{i}" for i in PRETRAINED]
+    assert sorted(keys[len(PRETRAINED) :]) == ["run/tiny-1", "run/tiny-2"]
+    assert catalog.problems == []
     by_key = catalog.by_key()
+    assert by_key["pretrained/negobj-delta"].label == "Sean Kelley"
     assert by_key["run/tiny-2"].config.env.action_mode == "direct"
     assert by_key["run/tiny-1"].label == "Tiny 1"
 
@@ -220,12 +247,19 @@ def test_the_default_choice_is_the_tutorials_five_shipped_agents_in_its_order(ru
     catalog = available_agents(runs["pixels-delta"].parent)
     defaults = catalog.tutorial_defaults()
     assert [c.key for c in defaults] == [f"pretrained/{i}" for i in TUTORIAL_AGENT_IDS]
-    assert all(c.request == (c.label, str(c.run_dir), c.version) for c in defaults)
+
+
+def test_a_retrained_model_makes_a_new_agent_request(runs, tmp_path):
+    shutil.copytree(runs["pixels-delta"], tmp_path / "tiny-1")
+    before = available_agents(tmp_path).by_key()["run/tiny-1"]
+    model = tmp_path / "tiny-1" / MODEL_FILE
+    os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 1_000_000_000))
+    after = available_agents(tmp_path).by_key()["run/tiny-1"]
+    assert after.version == model.stat().st_mtime_ns != before.version
+    assert after.request[:2] == before.request[:2] and after.request != before.request
 
 
 def test_a_run_still_training_is_not_offered(runs, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(runs["pixels-delta"], copy / "busy-run")
     write_progress(

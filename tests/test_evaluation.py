@@ -50,7 +50,7 @@ def test_evaluation_seeds_are_fixed_and_nested():
     assert evaluation_seeds(5) == evaluation_seeds(5)
     assert evaluation_seeds(200)[:20] == evaluation_seeds(20)
     assert len(set(evaluation_seeds(200))) == 200
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one evaluation episode, got 0"):
         evaluation_seeds(0)
 
 

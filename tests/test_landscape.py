@@ -68,13 +68,24 @@ def test_sum_of_pixels_landscape_is_flat_where_the_beam_stays_on_screen(simulato
 
 
 def test_cut_is_the_row_of_the_landscape_through_the_current_setting(simulator, start):
-    values, cut = reward_cut(preset("negative_objective"), start, start.magnets, simulator, index=3, n=50)
+    spec = preset("negative_objective")
+    values, cut = reward_cut(spec, start, start.magnets, simulator, index=3, n=50)
+    # A Q3 x Q1 landscape whose first row is Q1's current setting.
+    q1 = start.magnets[0]
+    land = reward_landscape(spec, start, start.magnets, simulator, x_index=3, y_index=0, n=50, y_range=(q1, q1 + 1.0))
+    assert land.y_values[0] == q1
+    np.testing.assert_array_equal(values, land.x_values)
+    np.testing.assert_allclose(cut, land.reward[0], rtol=1e-9, atol=1e-12)
+    # ... and every point of it is the reward of that one step in the single env.
     env = direct_env(simulator, "negative_objective")
-    env.reset(options={"start": start})
-    magnets = start.magnets.copy()
-    magnets[3] = values[17]
-    _, reward, *_ = env.step(magnets)
-    assert cut[17] == pytest.approx(reward, rel=1e-9)
+    stepped = np.empty(len(values))
+    for i, q3 in enumerate(values):
+        env.reset(options={"start": start})
+        magnets = start.magnets.copy()
+        magnets[3] = q3
+        _, stepped[i], *_ = env.step(magnets)
+    np.testing.assert_allclose(cut, stepped, rtol=1e-9, atol=1e-12)
+    assert np.ptp(cut) > 0.1  # a cut with some shape, not a constant
 
 
 class CountingSimulator(BeamlineSimulator):

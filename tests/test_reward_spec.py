@@ -106,4 +106,4 @@ def test_spec_round_trips_through_safe_yaml():
 def test_latex_names_the_weighted_terms():
     latex = RewardSpec(weights={"mu_x": 2.0, "sigma_y": 1.0}, time_reward=-1.0).latex()
     assert r"2\,|\mu_x" in latex and r"|\sigma_y" in latex and r"\sigma_x" not in latex
-    assert "-1" in latex
+    assert latex.endswith(r"r_j = -\hat{O}_j -1")

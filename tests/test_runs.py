@@ -70,15 +70,21 @@ def test_generated_names_are_human_valid_and_new():
     assert display_name("sean-kelley-3f2a") == "Sean Kelley 3f2a"
 
 
+#: The nasty names with no letters or digits at all: the only ones refused.
+UNUSABLE_NAMES = {"..", "."}
+
+
 @pytest.mark.parametrize("name", NASTY_NAMES, ids=range(len(NASTY_NAMES)))
 def test_a_sanitised_name_never_leaves_the_runs_folder(name, tmp_path):
-    try:
-        run_id = sanitize_run_id(name)
-    except ValueError:
-        return  # nothing usable left: refused, which is also safe
+    if name in UNUSABLE_NAMES:
+        with pytest.raises(ValueError, match="no letters or digits"):
+            sanitize_run_id(name)
+        return
+    run_id = sanitize_run_id(name)
     assert is_valid_run_id(run_id)
     path = run_path(tmp_path, run_id)
     assert path.parent == tmp_path.resolve()
+    assert path.name == run_id
 
 
 def test_sanitising_keeps_what_people_meant():
