@@ -54,28 +54,42 @@ def test_students_moving_magnets_at_the_same_time_each_see_their_own_beam(tmp_pa
     assert len({tuple(shown) for _, shown in seen}) == len(seen), "every setting gave its own beam"
 
 
-async def _evaluation_beside_moves(url: str) -> tuple[ScriptRun, list[tuple[float, np.ndarray]]]:
-    """One session evaluates the tutorial's agents on Compare while another keeps moving Q1."""
+#: Playground moves during one evaluation: ~0.1 s each here, against ~10 s for the evaluation
+#: (5 agents x 200 episodes in the server's worker, its table and box plot).
+MOVES_DURING_EVALUATION = 20
+
+
+async def _evaluation_beside_moves(url: str) -> tuple[ScriptRun, list[tuple[float, np.ndarray]], bool]:
+    """One session evaluates the tutorial's agents on Compare while another keeps moving Q1.
+
+    Returns the evaluation's run, the student's settings and beams, and whether the evaluation
+    was still running when the student's last answer arrived.
+    """
     async with StudentClient.connect(url) as instructor, StudentClient.connect(url) as student:
         await student.open_page()
         await instructor.open_page("compare")
         await instructor.click("Run side by side")
-        await instructor.set_number("Episodes N", 20)
-        evaluation = asyncio.ensure_future(instructor.click("Evaluate on"))
+        await instructor.set_number("Episodes N", 200)
+        evaluation = asyncio.ensure_future(instructor.click("Evaluate on 200 seeds"))
+        await asyncio.sleep(0)  # the click goes out before the first move
         seen = []
-        for q1 in (-10.0, 5.0, 15.0):
+        for i in range(MOVES_DURING_EVALUATION):
+            q1 = -19.0 + 2.0 * i
             run = await student.set_slider(student.slider("pg.magnet.Q1"), q1)
             seen.append((q1, shown_beam_mm(run)))
-        return await evaluation, seen
+        overlapped = not evaluation.done()
+        return await evaluation, seen, overlapped
 
 
 def test_an_evaluation_on_compare_and_playground_moves_at_the_same_time_both_get_their_answer(tmp_path):
     with streamlit_server(tmp_path) as server:
-        evaluation, seen = asyncio.run(_evaluation_beside_moves(server.url))
+        evaluation, seen, overlapped = asyncio.run(_evaluation_beside_moves(server.url))
+    assert overlapped, f"the evaluation answered before the student's {MOVES_DURING_EVALUATION} moves did"
     table = evaluation.table(-1, kind="dataframe")  # the last table: the evaluation's
     assert len(table) == 5, "a row per tutorial agent"
     charts = evaluation.of_kind("plotly_chart")
     assert len(charts) == 1, "the evaluation reran its own section (one box plot), not the episode's screens"
     assert (table["mean episode length"] > 0).all()
+    assert len(seen) == MOVES_DURING_EVALUATION
     for q1, shown in seen:
-        np.testing.assert_allclose(shown, expected_beam_mm(q1), atol=6e-5)
+        np.testing.assert_allclose(shown, expected_beam_mm(q1), atol=6e-5, err_msg=f"the student who set Q1 = {q1}")
