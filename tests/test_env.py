@@ -7,8 +7,10 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from envlib import ENV_ID
-from envlib.config import DEMO_INCOMING_BEAM, ConfigError
+from envlib.batched import AresEAVecEnv
+from envlib.config import DEMO_INCOMING_BEAM, ConfigError, EnvConfig
 from envlib.env import AresEAEnv
+from envlib.reward_spec import RewardSpec
 
 QUAD_LIMIT, CORRECTOR_LIMIT = 72.0, 6.1782e-3  # 1/m^2, rad (reference table)
 RANDOM_EVERYTHING = dict(
@@ -325,3 +327,135 @@ def test_a_bad_action_is_refused_and_changes_nothing(simulator, action, message)
     assert env.state.steps[0] == 0
     *_, info = env.step(np.zeros(3, dtype=np.float32))
     assert np.isfinite(info["beam"]).all() and info["step"] == 1
+
+
+# --- custom rewards ----------------------------------------------------------------------
+
+#: Thresholds that hold with the magnets off and fail for each of the moves below.
+THRESHOLDS = dict(target_mu_x_threshold=2e-3, target_sigma_x_threshold=1e-3, target_mu_y_threshold=1e-3)
+FOCUS = np.array([10.0, -10.0, 0.0, 0.0, 0.0], dtype=np.float32)  # still within every threshold
+STEER_X = np.array([0.0, 0.0, 0.0, 0.0, -CORRECTOR_LIMIT], dtype=np.float32)  # mu_x ~3 mm: on screen, not within
+#: (action, beam centre on the screen, every threshold holds), with the magnets' zero start.
+MOVES = [(INSIDE, True, True), (OUTSIDE, False, False), (OFF_SCREEN, False, False), (FOCUS, True, True),
+         (STEER_X, True, False), (INSIDE, True, True)]  # fmt: skip
+UNITS = {"absolute": 1e3, "squared": 1e6, "log": 1.0}  # m -> mm, m^2 -> mm^2; the log has none
+
+SPECS = {
+    "absolute-normalized-negative": RewardSpec(
+        weights={"mu_x": 0.5, "sigma_x": 1.0, "mu_y": 0.5, "sigma_y": 2.0}, time_reward=-0.1,
+        off_screen_penalty=-5.0, success_bonus=3.0,
+    ),
+    "squared-in-mm2-improvement-with-pixels": RewardSpec(
+        kind="objective_improvement", form="squared", normalize=False, pixel_weight=0.5,
+        off_screen_penalty=-2.0, success_bonus=1.0,
+    ),
+    "log-normalized-improvement": RewardSpec(
+        kind="objective_improvement", form="log", weights={"mu_x": 1.0, "mu_y": 1.0}, time_reward=0.2,
+        off_screen_penalty=-1.0, success_bonus=0.5,
+    ),
+    "log-in-metres-negative": RewardSpec(
+        form="log", normalize=False, weights={"sigma_x": 2.0}, off_screen_penalty=-10.0, success_bonus=10.0
+    ),
+}  # fmt: skip
+
+
+def objective_hat(spec: RewardSpec, errors: dict, errors_0: dict) -> float:
+    """Ô of the README's table, by hand from the beam errors in ``info``."""
+
+    def objective(errs: dict) -> float:
+        power = 2 if spec.form == "squared" else 1
+        d = sum(w * abs(errs[name]) ** power for name, w in spec.weight_map.items())
+        return float(np.log(d + 1e-6)) if spec.form == "log" else d
+
+    if not spec.normalize:
+        return objective(errors) * UNITS[spec.form]
+    if spec.form == "log":
+        return objective(errors) - objective(errors_0)
+    return objective(errors) / objective(errors_0)
+
+
+def expected_reward(spec: RewardSpec, info: dict, previous: dict, start: dict, thresholds: dict) -> float:
+    """The spec's reward of one step, computed from ``info`` without the env's code."""
+    now = objective_hat(spec, info["errors"], start["errors"])
+    if spec.kind == "negative_objective":
+        base = -now
+    else:
+        base = objective_hat(spec, previous["errors"], start["errors"]) - now
+    within = all(info["errors"][key[len("target_") : -len("_threshold")]] <= t for key, t in thresholds.items())
+    return (
+        base
+        - spec.pixel_weight * info["pixel_sum"]
+        + spec.time_reward
+        + (0.0 if info["on_screen"] else spec.off_screen_penalty)
+        + (spec.success_bonus if within else 0.0)
+    )
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_custom_reward_is_the_specs_formula_and_its_parts_add_up(simulator, spec):
+    config = {**DIRECT_ALL, "reward_mode": "custom", "reward": spec, "threshold_hold": 10, **THRESHOLDS}
+    env = AresEAEnv(config, simulator=simulator)
+    _, start = env.reset(seed=0)
+    previous = start
+    for step, (action, on_screen, within) in enumerate(MOVES):
+        _, reward, terminated, _, info = env.step(action)
+        assert not terminated
+        assert info["on_screen"] == on_screen, f"step {step}: the move does not do what the test needs"
+        assert reward == pytest.approx(expected_reward(spec, info, previous, start, THRESHOLDS), rel=1e-9)
+        parts = info["reward_parts"]
+        assert sum(parts.values()) == pytest.approx(reward, rel=1e-12, abs=1e-12)
+        assert parts["off_screen"] == (0.0 if on_screen else spec.off_screen_penalty), f"step {step}"
+        assert parts["success"] == (spec.success_bonus if within else 0.0), f"step {step}"
+        assert parts.get("time", 0.0) == spec.time_reward
+        assert parts.get("sum_of_pixels", 0.0) == pytest.approx(-spec.pixel_weight * info["pixel_sum"])
+        previous = info
+
+
+def test_custom_reward_leaves_out_the_terms_it_does_not_use(simulator):
+    spec = RewardSpec(weights={"sigma_y": 1.0})
+    env = AresEAEnv({**DIRECT_ALL, "reward_mode": "custom", "reward": spec}, simulator=simulator)
+    _, start = env.reset(seed=0)
+    _, reward, *_, info = env.step(OFF_SCREEN)  # off the screen, but no penalty was asked for
+    assert set(info["reward_parts"]) == {"objective"}
+    assert reward == info["reward_parts"]["objective"] == pytest.approx(
+        -info["errors"]["sigma_y"] / start["errors"]["sigma_y"], rel=1e-9
+    )
+
+
+def test_batched_env_gives_the_single_envs_custom_rewards_for_the_same_seeds(simulator):
+    spec = RewardSpec(
+        kind="objective_improvement", form="squared", normalize=False, weights={"mu_x": 1.0, "sigma_x": 1.0,
+        "mu_y": 1.0, "sigma_y": 1.0}, pixel_weight=0.1, time_reward=-0.05, off_screen_penalty=-3.0, success_bonus=2.0,
+    )  # fmt: skip
+    config = EnvConfig(
+        actuators="all", time_limit=5, reward_mode="custom", reward=spec, target_sigma_x_threshold=4e-4,
+        target_sigma_y_threshold=4e-4, threshold_hold=2, incoming_mode="random", misalignment_mode="random",
+    )  # fmt: skip
+    n_envs, seed = 4, 21
+    batched = AresEAVecEnv(config, n_envs, simulator=simulator)
+    batched.seed(seed)
+    batched.reset()
+    singles = [AresEAEnv(config, simulator=simulator) for _ in range(n_envs)]
+    for i, env in enumerate(singles):
+        env.reset(seed=seed + i)  # what the batched env does with seed() for env i
+
+    rng = np.random.default_rng(8)
+    paid = {"off_screen": 0, "success": 0}
+    ended = 0
+    for step in range(20):
+        actions = rng.uniform(-3.0, 3.0, size=(n_envs, 5)).astype(np.float32)
+        _, rewards, dones, infos = batched.step(actions)
+        for i, env in enumerate(singles):
+            _, reward, terminated, truncated, info = env.step(actions[i])
+            where = f"step {step} env {i}"
+            assert rewards[i] == pytest.approx(reward, rel=1e-6, abs=1e-6), where
+            assert infos[i]["reward_parts"].keys() == info["reward_parts"].keys(), where
+            for name, value in info["reward_parts"].items():
+                assert infos[i]["reward_parts"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), f"{where} {name}"
+                paid[name] = paid.get(name, 0) + (value != 0)
+            assert dones[i] == (terminated or truncated), where
+            if dones[i]:
+                ended += 1
+                env.reset()  # the batched env auto-resets from the env's own generator
+    # Guard: the penalty and the bonus were both paid, and episodes ended and restarted.
+    assert paid["off_screen"] >= 3 and paid["success"] >= 3 and ended >= 4, (paid, ended)

@@ -54,6 +54,15 @@ def pid_of(job: Job) -> int:
     return int(job.handle.split(":")[0])
 
 
+def process_is_gone(pid: int) -> bool:
+    """The process has ended and been reaped (or is a zombie waiting for it)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
 def has_trained(manager: JobManager, job_id: str) -> bool:
     """The job's process is past start-up and has taken environment steps."""
     try:
@@ -67,8 +76,8 @@ def make_manager(tmp_path):
     """Managers on ``tmp_path / 'runs'`` that kill their processes when the test ends."""
     managers: list[JobManager] = []
 
-    def make(**limits: object) -> JobManager:
-        manager = JobManager(tmp_path / "runs", limits=JobLimits(**limits), poll_s=0.2)
+    def make(watch: bool = True, **limits: object) -> JobManager:
+        manager = JobManager(tmp_path / "runs", limits=JobLimits(**limits), poll_s=0.2, watch=watch)
         managers.append(manager)
         return manager
 
@@ -78,21 +87,13 @@ def make_manager(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_job_runs_to_completion_and_its_history_grows_while_it_runs(make_manager):
+def test_tiny_job_runs_to_completion_and_is_listed_as_finished(make_manager):
     manager = make_manager()
     job = manager.submit(tiny(), owner="alice")
     assert job.status == "running" and job.display_name == "Tiny Test"
     run_dir = manager.run_dir(job.job_id)
 
-    episode_counts_while_running = []
-    while manager.status(job.job_id).status == "running":
-        if (run_dir / EPISODES_FILE).exists() and read_progress(run_dir).status == "running":
-            episode_counts_while_running.append(len(read_episodes(run_dir)))
-        time.sleep(0.2)
-    assert len(set(episode_counts_while_running) - {0}) >= 2, "episodes.csv should grow during training"
-    assert episode_counts_while_running == sorted(episode_counts_while_running)
-
-    done = manager.status(job.job_id)
+    done = wait_for(lambda: (j := manager.status(job.job_id)).status != "running" and j)
     assert done.status == "finished", done.error
     assert done.exit_code == 0 and done.ended >= done.started
     assert (run_dir / MODEL_FILE).is_file()
@@ -100,6 +101,28 @@ def test_tiny_job_runs_to_completion_and_its_history_grows_while_it_runs(make_ma
     assert json.loads((run_dir / JOB_FILE).read_text())["status"] == "finished"
     finished = list_finished_runs(manager.runs_dir)
     assert [(r.run_id, r.display_name, r.status) for r in finished] == [(job.job_id, "Tiny Test", "finished")]
+
+
+@pytest.mark.slow
+def test_a_running_jobs_episode_history_grows_while_it_runs(make_manager):
+    manager = make_manager()
+    job = manager.submit(tiny(**LONG, eval_every=0), owner="alice")
+    run_dir = manager.run_dir(job.job_id)
+
+    counts: list[int] = []
+
+    def two_different_counts_seen() -> bool:
+        assert manager.status(job.job_id).status == "running", "the long job ended by itself"
+        if (run_dir / EPISODES_FILE).exists():
+            counts.append(len(read_episodes(run_dir)))
+        return len(set(counts) - {0}) >= 2
+
+    wait_for(two_different_counts_seen, every=0.2)
+    assert counts == sorted(counts), "episodes.csv only grows"
+    manager.stop(job.job_id, owner="alice")
+    stopped = wait_for(lambda: (j := manager.status(job.job_id)).status != "running" and j)
+    assert stopped.status == "stopped", stopped.error
+    assert len(read_episodes(run_dir)) >= counts[-1]
 
 
 @pytest.mark.slow
@@ -171,6 +194,51 @@ def test_a_new_manager_recovers_the_list_and_marks_a_job_whose_process_is_gone_i
     assert gone.status == "interrupted"
     assert "gone" in gone.error and gone.exit_code is None
     wait_for(lambda: after.status(second.job_id).status == "running", timeout=5)
+
+
+@pytest.mark.slow
+def test_a_new_manager_takes_finished_or_stopped_from_the_run_of_a_job_that_ended_unwatched(make_manager):
+    before = make_manager(watch=False, max_concurrent=2)  # records starts and stop requests, never an end
+    finishing = before.submit(tiny(total_timesteps=512, eval_every=0), owner="alice")
+    stopping = before.submit(tiny(**LONG, eval_every=0), owner="bob")
+    wait_for(lambda: has_trained(before, stopping.job_id))
+    before.stop(stopping.job_id, owner="bob")
+    wait_for(lambda: process_is_gone(pid_of(finishing)) and process_is_gone(pid_of(stopping)))
+    before.close()
+    for job in (finishing, stopping):  # nobody recorded the end
+        assert json.loads((before.run_dir(job.job_id) / JOB_FILE).read_text())["status"] == "running"
+
+    after = make_manager()
+    finished, stopped = after.status(finishing.job_id), after.status(stopping.job_id)
+    assert (finished.status, finished.error, finished.exit_code) == ("finished", None, None)
+    assert (stopped.status, stopped.error, stopped.exit_code) == ("stopped", "stopped by its owner", None)
+    assert finished.ended is not None and stopped.ended is not None
+    for job in (finished, stopped):
+        assert json.loads((after.run_dir(job.job_id) / JOB_FILE).read_text())["status"] == job.status
+    listed = {r.run_id: r.status for r in list_finished_runs(after.runs_dir)}
+    assert listed == {finishing.job_id: "finished", stopping.job_id: "stopped"}
+
+
+#: PPO that spends minutes in each update after a 128-step rollout: STOP is only read between steps.
+DEAF = {"n_epochs": 1_000_000, "eval_every": 0, **LONG}
+
+
+@pytest.mark.slow
+def test_a_job_that_does_not_stop_after_its_stop_request_is_killed_after_stop_timeout(make_manager):
+    manager = make_manager(stop_timeout_s=1)
+    job = manager.submit(tiny(**DEAF), owner="alice")
+    run_dir = manager.run_dir(job.job_id)
+    # All 8 x 16 steps of the first rollout are taken: the process is in its long update.
+    wait_for(lambda: has_trained(manager, job.job_id) and read_progress(run_dir).timesteps == 8 * 16)
+
+    manager.stop(job.job_id, owner="alice")
+    ended = wait_for(lambda: (j := manager.status(job.job_id)).status != "running" and j)
+    assert process_is_gone(pid_of(job))
+    assert ended.status == "stopped"
+    assert ended.exit_code == -signal.SIGKILL
+    assert ended.error == "stopped by its owner; it was ended by SIGKILL before it could save a model"
+    assert read_progress(run_dir).status == "running", "the process never answered the request"
+    assert not (run_dir / MODEL_FILE).exists() and list_finished_runs(manager.runs_dir) == []
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
 import envlib.training
@@ -138,6 +139,38 @@ def test_td3_trains_and_loads_back(tmp_path):
     assert read_evaluations(result.run_dir)["timesteps"].tolist() == [320, 640]
     agent = load_agent(result.run_dir)
     assert evaluate(agent, evaluation_seeds(2)).metrics["n_episodes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("train", "train_freq", "gradient_steps", "learning_starts", "buffer_size"),
+    [
+        # 3 epochs of one 4 x 10 rollout in batches of 20: 6 gradient steps every 10 steps of each env.
+        ({"n_envs": 4, "n_steps": 10, "batch_size": 20, "n_epochs": 3, "total_timesteps": 5000}, 10, 6, 40, 5000),
+        # Less than one batch per update still makes one gradient step; the buffer holds one rollout.
+        ({"n_envs": 2, "n_steps": 8, "batch_size": 64, "n_epochs": 1, "total_timesteps": 10}, 8, 1, 16, 16),
+        # The replay buffer stops growing at a million transitions.
+        ({"n_envs": 2, "n_steps": 8, "batch_size": 16, "n_epochs": 5, "total_timesteps": 3_000_000}, 8, 5, 16, 10**6),
+    ],
+    ids=["ppo-like-update", "at-least-one-step", "buffer-cap"],
+)
+def test_td3_maps_rollouts_and_epochs_onto_train_freq_and_gradient_steps(
+    train, train_freq, gradient_steps, learning_starts, buffer_size
+):
+    config = tiny_config(algorithm="TD3", **train)
+    model = make_model(config, make_vec_env(config))
+    assert model.train_freq == TrainFreq(train_freq, TrainFrequencyUnit.STEP)
+    assert model.gradient_steps == gradient_steps
+    assert model.learning_starts == learning_starts
+    assert model.buffer_size == buffer_size
+    assert model.batch_size == train["batch_size"]
+
+
+def test_td3_makes_its_gradient_steps_after_each_n_steps_once_one_rollout_is_collected():
+    config = tiny_config(algorithm="TD3", n_envs=4, n_steps=10, batch_size=20, n_epochs=3, eval_every=0)
+    model = make_model(config, make_vec_env(config))
+    model.learn(3 * 40)  # three rollouts of 4 x 10 steps; learning starts after the first
+    assert model.num_timesteps == 120
+    assert model._n_updates == 2 * 6
 
 
 def test_same_seed_gives_the_same_run(tmp_path):
