@@ -33,3 +33,33 @@ def simulator():
     from envlib.beamline import BeamlineSimulator
 
     return BeamlineSimulator()
+
+
+@pytest.fixture
+def agents_only_in_workers(monkeypatch):
+    """Trip wires in this process for every step of loading and running an agent.
+
+    The worker processes start with ``spawn`` and import their own, untouched modules, so a
+    request made after this fixture answers only if its agents ran in a worker.
+    """
+    import envlib.agent
+    import envlib.compare
+    import envlib.evaluation
+    import envlib.workers
+
+    def here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an agent was loaded or run in this process, not in a worker")
+
+    def arm() -> None:
+        for owner, name in [
+            (envlib.agent, "load_agent"),
+            (envlib.workers, "load_agent"),
+            (envlib.compare, "compare"),
+            (envlib.workers, "compare"),
+            (envlib.evaluation, "evaluate"),
+            (envlib.compare, "evaluate"),
+            (envlib.agent.Agent, "predict"),
+        ]:
+            monkeypatch.setattr(owner, name, here)
+
+    return arm

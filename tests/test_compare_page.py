@@ -249,16 +249,12 @@ def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwar
     assert screen_px(tall) == pytest.approx(screen_px(normal))
 
 
-def test_the_server_process_leaves_the_agents_runs_to_its_worker(runs_dir, monkeypatch):
+def test_the_server_process_leaves_the_agents_runs_to_its_worker(runs_dir, agents_only_in_workers):
     """A Playground move waits for the server's one thread (the GIL): agents must not run on it.
 
     Every step of loading and running an agent raises in this process; the workers start with
     ``spawn`` and import their own modules, so the evaluation answers only if it ran there.
     """
-    import envlib.agent
-    import envlib.compare
-    import envlib.evaluation
-    import envlib.workers
     from envlib.compare import available_agents
     from envlib.evaluation import evaluation_seeds
     from ui import compare as ui
@@ -267,19 +263,7 @@ def test_the_server_process_leaves_the_agents_runs_to_its_worker(runs_dir, monke
     request = ui.agent_request(choices)
     ui.run_comparison(request, (914_001,), "tutorial")  # workers started, agents loaded
 
-    def here(*args: object, **kwargs: object) -> None:
-        raise AssertionError("an agent was loaded or run in the server's process, not in its worker")
-
-    for owner, name in [
-        (envlib.agent, "load_agent"),
-        (envlib.workers, "load_agent"),
-        (envlib.compare, "compare"),
-        (envlib.workers, "compare"),
-        (envlib.evaluation, "evaluate"),
-        (envlib.compare, "evaluate"),
-        (envlib.agent.Agent, "predict"),
-    ]:
-        monkeypatch.setattr(owner, name, here)
+    agents_only_in_workers()
     result = ui.run_comparison(request, tuple(evaluation_seeds(60)), "tutorial", keep_traces=False)
     assert len(result.per_episode) == 60 * len(choices) == 180
     assert (result.per_episode["length"] > 0).all()

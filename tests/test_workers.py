@@ -55,33 +55,8 @@ def test_without_traces_only_the_per_episode_results_come_back(workers, shipped)
     assert len(result.per_episode) == 4
 
 
-def agents_cannot_run_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trip wires in this process for every step of loading and running agents. The workers
-    start with ``spawn``: they import their own, untouched modules, so the request succeeds
-    only if the agents run there."""
-
-    def here(*args: object, **kwargs: object) -> None:
-        raise AssertionError("an agent was loaded or run in the calling process, not in a worker")
-
-    import envlib.agent
-    import envlib.compare
-    import envlib.evaluation
-    import envlib.workers
-
-    for module, name in [
-        (envlib.agent, "load_agent"),
-        (envlib.workers, "load_agent"),
-        (envlib.compare, "compare"),
-        (envlib.workers, "compare"),
-        (envlib.evaluation, "evaluate"),
-        (envlib.compare, "evaluate"),
-        (envlib.agent.Agent, "predict"),
-    ]:
-        monkeypatch.setattr(module, name, here)
-
-
-def test_the_calling_process_loads_and_runs_no_agent_of_an_evaluation(workers, shipped, monkeypatch):
-    agents_cannot_run_in_this_process(monkeypatch)
+def test_the_calling_process_loads_and_runs_no_agent_of_an_evaluation(workers, shipped, agents_only_in_workers):
+    agents_only_in_workers()
     result = workers.compare(shipped, tuple(evaluation_seeds(50)), keep_traces=False)
     assert len(result.per_episode) == 50 * len(shipped)
     assert (result.per_episode["length"] > 0).all()
