@@ -63,6 +63,21 @@ def panel_rows(page) -> list[int]:
     return [tops.count(y) for y in sorted(set(tops))]
 
 
+def open_compare_panels(app_browser):
+    """The Compare page, once its agent panels are drawn and laid out in their grid."""
+    page = app_browser.open("compare")
+    page.get_by_role("heading", name="Compare agents").wait_for()
+    page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    # st.html's style sheet lands a moment after the panels (a wrapping row until then).
+    page.wait_for_function(
+        "() => { const g = document.querySelector('.st-key-cmp-panels');"
+        " return g && getComputedStyle(g).display === 'grid'; }",
+        timeout=30_000,
+    )
+    return page
+
+
 #: Pairs of the screens figure's annotations (names, readouts, flags) that overlap by more than 1 px.
 OVERLAP_JS = """chart => {
     const boxes = [...chart.querySelectorAll('g.annotation')]
@@ -128,10 +143,7 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
 
 @pytest.mark.viewport(1366, 768)
 def test_five_agents_fill_balanced_rows_on_a_laptop(app_browser):
-    page = app_browser.open("compare")
-    page.get_by_role("heading", name="Compare agents").wait_for()
-    page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
-    wait_until_idle(page)
+    page = open_compare_panels(app_browser)
     # Four would fit in a row; 3 + 2 reads as one group, 4 + 1 leaves an agent on its own.
     assert panel_rows(page) == [3, 2]
     assert cut_elements(page) == []
@@ -139,10 +151,7 @@ def test_five_agents_fill_balanced_rows_on_a_laptop(app_browser):
 
 @pytest.mark.viewport(1920, 1080)
 def test_five_agents_share_one_row_on_a_wide_screen(app_browser):
-    page = app_browser.open("compare")
-    page.get_by_role("heading", name="Compare agents").wait_for()
-    page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
-    wait_until_idle(page)
+    page = open_compare_panels(app_browser)
     assert panel_rows(page) == [5]
     assert cut_elements(page) == []
     boxes = panel_boxes(page)
