@@ -1,5 +1,6 @@
 """End to end: on a projector's 1024 x 768 with the sidebar open, no label or formula is cut;
-on a laptop and a wide screen, Compare's agent panels fill balanced rows.
+in half a laptop screen the Playground's rewards go under its screen; on a laptop and a wide
+screen, Compare's agent panels fill balanced rows.
 
 Workshop rooms project at 1024 or 1280 pixels; there the main area is ~560 or ~820 pixels
 wide. Streamlit cuts a button's label with an ellipsis, and display math or a long word in
@@ -139,6 +140,42 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
     wait_until_idle(page)
     assert cut_elements(page) == [], "Train"
     app_browser.assert_offline()
+
+
+def playground_headers(page) -> dict[str, dict]:
+    """Bounding boxes of the Playground live panel's three headers, by name."""
+    return {
+        name: page.get_by_role("heading", name=name).bounding_box()
+        for name in ("Magnets", "Screen", "Rewards at this setting")
+    }
+
+
+@pytest.mark.viewport(960, 1000)
+def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_browser):
+    # Half of a 1920 px screen with the sidebar open leaves the main area ~500 px: three
+    # columns would cut obj's formula and break "Magnets" mid-word.
+    page = app_browser.open("")
+    page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
+    wait_until_idle(page)
+    page.wait_for_function(  # the style sheet lands a moment after the columns
+        "() => { const b = document.querySelector('.st-key-pg-live');"
+        " return b && getComputedStyle(b).containerType === 'inline-size'; }"
+    )
+    boxes = playground_headers(page)
+    table = page.locator('[data-testid="stMain"] [data-testid="stTable"]').bounding_box()  # under the screen
+    assert boxes["Magnets"]["y"] == pytest.approx(boxes["Screen"]["y"], abs=2)
+    assert boxes["Rewards at this setting"]["y"] > table["y"] + table["height"], "rewards under the screen"
+    assert boxes["Magnets"]["height"] == pytest.approx(boxes["Screen"]["height"], abs=2), "one line each"
+    assert cut_elements(page) == []
+
+    # A projector's 1024 px: the rewards stay beside the screen, in view while the magnets move.
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.wait_for_function(
+        "() => { const h = [...document.querySelectorAll('h3')];"
+        " const y = t => h.find(e => e.textContent.startsWith(t)).getBoundingClientRect().y;"
+        " return Math.abs(y('Rewards') - y('Screen')) < 2; }"
+    )
+    assert cut_elements(page) == []
 
 
 @pytest.mark.viewport(1366, 768)

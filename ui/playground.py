@@ -30,6 +30,7 @@ from ui.widgets import (
     screen_chart,
     set_magnet_sliders,
     target_sliders,
+    wrapping_columns,
 )
 
 PREFIX = "pg"
@@ -42,9 +43,12 @@ K_RANDOM_BEAM = "pg.random_beam"
 #: Seconds each frame of the demo stays on the screen.
 DEMO_DELAY_S = 0.4
 SEED_MAX = 2**31 - 1
-#: Widths of the three columns: magnets, screen, rewards (the rows above and below the
-#: live panel use the same, so headers and buttons line up with it).
+#: Widths of the live panel's three columns: magnets, screen, rewards.
 COLUMNS = [1.0, 2.0, 1.6]
+#: Below this width the rewards go under the magnets and the screen (rem): they keep their
+#: column on a 1024 px projector with the sidebar open (35 rem), not in 960 px (31 rem),
+#: where obj's formula would be cut.
+LIVE_WRAP_BELOW_REM = 33.0
 MODE_COLORS = {"negative_objective": "#1f77b4", "objective_improvement": "#2ca02c", "sum_of_pixels": "#d62728"}
 ERROR_COLORS = {"mu_x": "#9467bd", "sigma_x": "#ff7f0e", "mu_y": "#17becf", "sigma_y": "#8c564b"}
 
@@ -60,11 +64,8 @@ def render() -> None:
     playing = _advance_demo(session)
 
     _toolbar(session, playing)
-    c_magnets, c_screen, c_rewards = st.columns(COLUMNS, gap="medium")
-    c_magnets.subheader("Magnets")
-    c_screen.subheader("Screen")
-    c_rewards.subheader("Rewards at this setting")
-    live_panel()
+    with wrapping_columns("pg-live", LIVE_WRAP_BELOW_REM):
+        live_panel()
     _history_panel(session)
 
     if playing:
@@ -202,14 +203,18 @@ def _advance_demo(session: PlaygroundSession) -> bool:
 def live_panel() -> None:
     """Magnet sliders, the screen, the beam against the target and every reward.
 
-    A fragment: a slider move reruns only this. Everything static (headers, buttons,
-    formulas' explanations, history) lives outside it, because each element drawn here is
-    one more message to the browser on every move.
+    A fragment: a slider move reruns only this. Everything static (buttons, history) lives
+    outside it, because each element drawn here is one more message to the browser on every
+    move; only the three column headers are here, so that they wrap with their columns.
     """
     session: PlaygroundSession = st.session_state[K_SESSION]
     terms = session.config.objective_terms
     playing = K_DEMO in st.session_state
     c_magnets, c_screen, c_rewards = st.columns(COLUMNS, gap="medium")
+    # The headers are drawn here, with their columns, so they move with them when they wrap.
+    c_magnets.subheader("Magnets")
+    c_screen.subheader("Screen")
+    c_rewards.subheader("Rewards at this setting")
     with c_magnets:
         magnets = magnet_sliders(PREFIX, bool(st.session_state.get(K_NORMALISED, False)), disabled=playing)
     readout = session.preview(magnets)

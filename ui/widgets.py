@@ -98,6 +98,30 @@ def column_grid(key: str, min_rem: float, items: int | None = None) -> DeltaGene
     return parent.container(horizontal=True, key=key)
 
 
+def wrapping_columns_css(key: str, below_rem: float) -> str:
+    """The style sheet of :func:`wrapping_columns`."""
+    block = f'.st-key-{key} [data-testid="stHorizontalBlock"]'
+    return (
+        f"<style>.st-key-{key} {{container-type: inline-size;}} "
+        f"@container (max-width: {below_rem:g}rem) {{{block} {{flex-wrap: wrap;}} "
+        f'{block} > [data-testid="stColumn"]:last-child {{flex: 1 1 100% !important; width: 100% !important;}}}}'
+        "</style>"
+    )
+
+
+def wrapping_columns(key: str, below_rem: float) -> DeltaGenerator:
+    """A container whose ``st.columns`` put their last column under the others when the
+    container is narrower than ``below_rem``: the Playground's rewards beside the screen on a
+    projector, under it in half a laptop screen, where they would be cut.
+
+    Streamlit stacks columns by the window's width only (below 640 px), not by the room the
+    sidebar leaves; a container query on the documented ``st-key-`` class does it by the
+    container's. Draw the columns inside the returned container, e.g. from a fragment.
+    """
+    st.html(wrapping_columns_css(key, below_rem))
+    return st.container(key=key)
+
+
 def scrolling_container(key: str, min_px: int) -> DeltaGenerator:
     """A container whose elements are at least ``min_px`` wide; narrower, it scrolls sideways.
 
