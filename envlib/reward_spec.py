@@ -247,7 +247,11 @@ class RewardSpec:
 
     # --- formula ---------------------------------------------------------------------
     def latex(self) -> str:
-        """The reward as LaTeX, with the weights filled in."""
+        """The reward as LaTeX, with the weights filled in: :meth:`latex_lines` joined by ``\\\\``."""
+        return r" \\ ".join(self.latex_lines())
+
+    def latex_lines(self) -> list[str]:
+        """The reward's definition as LaTeX, one equation per line: d, Ô_j (if any terms), r_j."""
         terms = []
         for name, w in self.weight_map.items():
             if not w:
@@ -281,7 +285,7 @@ class RewardSpec:
         if self.success_bonus:
             r.append(rf"+{self.success_bonus:g}\,[\text{{within thresholds}}]")
         lines.append("r_j = " + " ".join(r).replace("+ -", "- ").lstrip("+ "))
-        return r" \\ ".join(lines)
+        return lines
 
 
 def preset(mode: str, terms: Sequence[str] = ("sigma_x", "sigma_y"), time_reward: float = 0.0) -> RewardSpec:

@@ -109,6 +109,24 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
     page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
     wait_until_idle(page)
     assert cut_elements(page) == [], "Reward designer"
+    # Reward A's four weights sit two and two in its narrow column; with all four in use,
+    # its formula's long first line wraps instead of running out of the column.
+    weights = page.locator('.st-key-rd-a-weights [data-testid="stSlider"]')
+    tops = [round(box["y"]) for box in weights.evaluate_all("els => els.map(e => e.getBoundingClientRect())")]
+    assert [tops.count(y) for y in sorted(set(tops))] == [2, 2]
+    for name in ("mu_x", "mu_y"):
+        page.locator(f".st-key-rd-a-w_{name}").get_by_role("slider").focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "n => { const s = document.querySelector('.st-key-rd-a-w_' + n + ' input[type=range]');"
+            " return s !== null && s.value === '0.25'; }",
+            arg=name,
+        )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.katex-html')].some(f => f.innerText.split('∣').length > 8)"
+    )
+    wait_until_idle(page, timeout_ms=60_000)
+    assert cut_elements(page) == [], "Reward designer, four weights"
 
     page = app_browser.open("compare")
     page.get_by_role("heading", name="Compare agents").wait_for()

@@ -43,6 +43,6 @@ def test_a_weight_moved_by_keyboard_changes_the_formula_and_train_takes_the_rewa
     assert page.url.endswith("/train")
     assert page.get_by_role("combobox", name="Reward mode").input_value() == "custom"
     # The reward it trains is shown in full: Reward A's formula with its new mu_x term.
-    trained = page.locator(FORMULAS)
+    trained = page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]:has(.katex)')
     assert trained.count() == 1 and "μ" in trained.inner_text()
     app_browser.assert_offline()

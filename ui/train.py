@@ -37,7 +37,7 @@ from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_ru
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
-from ui.widgets import column_grid
+from ui.widgets import column_grid, formula_lines
 
 P = "train."
 #: Seconds between two refreshes of the job list while a job is queued or running.
@@ -478,7 +478,7 @@ def config_form(manager: JobManager, owner: str) -> None:
     if config is not None:
         # Said in full: a reward handed over from the Reward designer is otherwise only "custom".
         st.markdown("**The reward this trains**")
-        st.latex(config.env.reward_spec.latex())
+        formula_lines(config.env.reward_spec.latex_lines())
     kept = {k: v for k, v in data["env"].items() if f"env.{k}" not in FIELD_BY_KEY}
     with st.expander("Other environment keys (kept from the preset or upload)"):
         st.code(yaml.safe_dump(kept, sort_keys=False), language="yaml")

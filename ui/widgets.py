@@ -258,6 +258,12 @@ def beam_table(readout: Readout, terms: Sequence[str]) -> None:
     st.table(beam_table_data(readout, terms))
 
 
+def formula_lines(lines: Sequence[str]) -> None:
+    """LaTeX equations, one per line, as inline math: a long one wraps at its ``+`` and ``=``
+    in a narrow column, where ``st.latex``'s display math would be cut."""
+    st.markdown("  \n".join(f"${line}$" for line in lines))
+
+
 def reward_readout_markdown(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> str:
     """Markdown (with LaTeX) of every reward mode's value and formula, and of obj_j,
     obj_{j-1} and obj_0; see :func:`reward_readout`.
