@@ -21,6 +21,7 @@ from ui.compare import (
     screen_legend,
     view_options,
 )
+from ui.widgets import formula_lines
 
 route_through_app()
 st.title("Compare agents")
@@ -35,7 +36,7 @@ if not choices:
     st.stop()
 objective = common_objective(choices)
 if objective is not None:
-    st.latex(objective)
+    formula_lines([objective])
 
 if not st.session_state.get(K_RAN):
     agent_panels(choices)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from envlib.beamline import BeamlineSimulator
 from envlib.compare import scenario_starts
 from envlib.config import RunConfig
+from envlib.rewards import objective_latex
 from envlib.training import train
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -79,6 +80,13 @@ def run_two_agents(at: AppTest, seed: int) -> None:
     next(b for b in at.button if b.label == "Run side by side").click()
     at.run()
     assert not at.exception, at.exception
+
+
+def test_the_objective_the_agents_share_is_shown_above_them(page):
+    page.multiselect(key="cmp.agents").set_value(AGENTS).run()
+    # Both runs keep the tutorial's focusing objective (sigma_x and sigma_y).
+    shown = [m.value for m in page.markdown if m.value.startswith(r"$\mathrm{obj} =")]
+    assert shown == [f"${objective_latex(('sigma_x', 'sigma_y'))}$"]
 
 
 def test_two_agents_start_from_the_same_beam_and_the_table_appears(page):
