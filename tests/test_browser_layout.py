@@ -70,7 +70,7 @@ def open_compare_panels(app_browser):
     page.get_by_role("heading", name="Compare agents").wait_for()
     page.locator('[class*="st-key-cmp-panel-"]').first.wait_for(timeout=60_000)
     wait_until_idle(page)
-    # st.html's style sheet lands a moment after the panels (a wrapping row until then).
+    # st.html's style sheet lands a moment after the panels (narrower, in a wrapping row until then).
     page.wait_for_function(
         "() => { const g = document.querySelector('.st-key-cmp-panels');"
         " return g && getComputedStyle(g).display === 'grid'; }",
@@ -202,6 +202,11 @@ def test_five_agents_fill_balanced_rows_on_a_laptop(app_browser):
     # Four would fit in a row; 3 + 2 reads as one group, 4 + 1 leaves an agent on its own.
     assert panel_rows(page) == [3, 2]
     assert cut_elements(page) == []
+    # On a fresh page the style sheet lands a moment after the panels: without it they
+    # already wrap into the same rows (narrower), not squeezed five in one.
+    page.evaluate("() => document.querySelectorAll('[data-testid=\"stHtml\"] style').forEach(s => s.remove())")
+    page.wait_for_function("() => getComputedStyle(document.querySelector('.st-key-cmp-panels')).display !== 'grid'")
+    assert panel_rows(page) == [3, 2]
 
 
 @pytest.mark.viewport(1920, 1080)

@@ -45,7 +45,7 @@ from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
-from ui.widgets import column_grid, scrolling_container
+from ui.widgets import cell_width, column_grid, scrolling_container
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -275,7 +275,7 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     shared = common_objective(choices) is not None
     grid = column_grid("cmp-panels", PANEL_MIN_REM, items=len(choices))
     for i, choice in enumerate(choices):
-        with grid.container(border=True, key=f"cmp-panel-{i}"):
+        with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
             agent_title(i, choice)
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]

@@ -37,7 +37,7 @@ from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_ru
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
-from ui.widgets import column_grid, formula_lines
+from ui.widgets import cell_width, column_grid, formula_lines
 
 P = "train."
 #: Seconds between two refreshes of the job list while a job is queued or running.
@@ -469,7 +469,7 @@ def config_form(manager: JobManager, owner: str) -> None:
     groups = (("Reward and episode", REWARD_FIELDS), ("Algorithm", ALGORITHM_FIELDS), ("Network and run", RUN_FIELDS))
     grid = column_grid("tr-form-groups", FORM_GROUP_MIN_REM)
     for title, fields in groups:
-        with grid.container():
+        with grid.container(width=cell_width(FORM_GROUP_MIN_REM)):
             st.markdown(f"**{title}**")
             for field in fields:
                 _render_field(field, errors.get(field.key))

@@ -49,6 +49,21 @@ OBJ_LABELS = {
 GRID_GAP_REM = 1.0
 
 
+#: CSS pixels per rem (the browser's default font size, which Streamlit keeps).
+REM_PX = 16
+
+
+def cell_width(min_rem: float) -> int:
+    """The ``width`` (px) to give each child of a :func:`column_grid`.
+
+    On a fresh page the grid's style sheet lands a moment after its children (st.html
+    loads its own script first); until then the container is Streamlit's wrapping row,
+    where children at their minimum width already wrap into the grid's rows instead of
+    squeezing into one. The style sheet then stretches them.
+    """
+    return round(min_rem * REM_PX)
+
+
 def balanced_columns(items: int, fit: int) -> int:
     """Columns for ``items`` equal boxes when ``fit`` fit in a row: as many rows as ``fit``
     columns need, with the boxes spread evenly over them (5 boxes, 4 fit: 3 + 2, not 4 + 1)."""
@@ -91,7 +106,8 @@ def column_grid(key: str, min_rem: float, items: int | None = None) -> DeltaGene
 
     Streamlit's layout API has no minimum width for a stretching child, so a style sheet
     sets a grid on the container's documented ``st-key-`` class; without it the container
-    is still a wrapping row.
+    is still a wrapping row. Give each child ``width=cell_width(min_rem)``, so that it
+    wraps the same way before the style sheet applies.
     """
     st.html(column_grid_css(key, min_rem, items))
     parent = st.container(key=f"{key}-wrap") if items else st
