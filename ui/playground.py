@@ -211,7 +211,6 @@ def live_panel() -> None:
     terms = session.config.objective_terms
     playing = K_DEMO in st.session_state
     c_magnets, c_screen, c_rewards = st.columns(COLUMNS, gap="medium")
-    # The headers are drawn here, with their columns, so they move with them when they wrap.
     c_magnets.subheader("Magnets")
     c_screen.subheader("Screen")
     c_rewards.subheader("Rewards at this setting")
