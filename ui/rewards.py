@@ -15,12 +15,11 @@ from envlib.figures import cut_figure, landscape_figure
 from envlib.landscape import GridBeams, Landscape, cut_grid, landscape_grid, landscape_of, reward_parts_at
 from envlib.reward_spec import MAX_WEIGHT, OBJECTIVE_FORMS, REWARD_KINDS, RewardSpec, RewardSpecError, preset
 from envlib.task import EpisodeStart
-from ui.widgets import cell_width, column_grid, formula_lines
+from ui.widgets import BEAM_LABELS, cell_width, column_grid, formula_lines
 
 #: Session-state key the Train page reads a config to prefill from.
 TRAIN_PREFILL_KEY = "train.prefill"
 PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
-_LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
 #: Points of the one-dimensional cut.
 CUT_POINTS = 400
 #: Narrowest a weight slider gets before the four wrap two and two (rem).
@@ -94,7 +93,7 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
     # Four in a row where they fit; two and two in a projector's narrow column, not four stubs.
     weights = column_grid(f"{key.replace('.', '-')}-weights", WEIGHT_MIN_REM, items=len(BEAM_PARAMETER_NAMES))
     for name in BEAM_PARAMETER_NAMES:
-        weights.slider(_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}", width=cell_width(WEIGHT_MIN_REM))
+        weights.slider(BEAM_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}", width=cell_width(WEIGHT_MIN_REM))
     c1, c2 = st.columns(2)
     c1.slider("Sum of pixels weight", 0.0, 5.0, step=0.25, key=f"{key}.pixel_weight",
               help="Adds -w × (sum of the screen's pixels) = -w × fraction of the beam on the screen.")  # fmt: skip
