@@ -37,7 +37,7 @@ from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_ru
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
-from ui.widgets import cell_width, column_grid, formula_lines
+from ui.widgets import BEAM_LABELS, cell_width, column_grid, formula_lines
 
 P = "train."
 #: Seconds between two refreshes of the job list while a job is queued or running.
@@ -103,18 +103,12 @@ REWARD_FIELDS = (
     Field("env.threshold_hold", "Threshold hold (steps)",
           "Consecutive steps within all set thresholds that count as success and end the episode.",
           "int", step=1),
-    Field("env.target_sigma_x_threshold", "σx threshold (m)",
-          "Success when |σx − target| stays below this; empty to ignore σx.",
-          "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_sigma_y_threshold", "σy threshold (m)",
-          "Success when |σy − target| stays below this; empty to ignore σy.",
-          "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_mu_x_threshold", "μx threshold (m)",
-          "Success when |μx − target| stays below this; empty to ignore μx.",
-          "optional_float", step=1e-5, fmt="%.2e"),
-    Field("env.target_mu_y_threshold", "μy threshold (m)",
-          "Success when |μy − target| stays below this; empty to ignore μy.",
-          "optional_float", step=1e-5, fmt="%.2e"),
+    *(
+        Field(f"env.target_{name}_threshold", f"{BEAM_LABELS[name]} threshold (m)",
+              f"Success when |{BEAM_LABELS[name]} − target| stays below this; empty to ignore {BEAM_LABELS[name]}.",
+              "optional_float", step=1e-5, fmt="%.2e")
+        for name in ("sigma_x", "sigma_y", "mu_x", "mu_y")  # the focusing ones first
+    ),
     Field("env.rescale_action", "Rescale action (low, high)",
           "Range the agent acts in, mapped onto the magnets' range, e.g. -3, 3; empty for physical units.",
           "range"),
