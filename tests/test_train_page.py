@@ -14,7 +14,7 @@ from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MODEL_FILE, read_progress
 from ui.common import job_manager
-from ui.train import FIELDS, MAX_UPLOAD_BYTES, config_data, parse_upload, presets, to_widget
+from ui.train import FIELDS, MAX_UPLOAD_BYTES, OWNER_TOKEN, config_data, parse_upload, presets, to_widget
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}
@@ -37,8 +37,11 @@ def manager(tmp_path, monkeypatch):
     job_manager.clear()
 
 
-def page(**secrets: str) -> AppTest:
+def page(owner: str | None = None, **secrets: str) -> AppTest:
+    """The page's first run; ``owner`` is the ``?owner=`` of its URL, as after a reload."""
     at = AppTest.from_file(PAGE, default_timeout=60)
+    if owner is not None:
+        at.query_params["owner"] = owner
     for key, value in secrets.items():
         at.secrets[key] = value
     return at.run()
@@ -92,6 +95,36 @@ def test_form_has_every_training_key_and_the_reward_keys_with_help_starting_from
     assert {k: field(at, k).value for k in tutorial} == tutorial
     assert "2,000 samples" in " ".join(c.value for c in at.caption)  # the tutorial's rollout arithmetic
     assert red_messages(at) == []
+
+
+def test_a_reloaded_tab_keeps_its_jobs_through_the_owner_token_in_the_url(manager):
+    first = page()
+    token = first.query_params["owner"]
+    assert OWNER_TOKEN.fullmatch(token)
+    train = {**TINY, "total_timesteps": 400_000, "net_arch": [8]}
+    config = RunConfig.from_dict({"display_name": "Mine", "train": train})
+    manager.submit(config, owner=token)
+
+    reloaded = page(owner=token)  # a reload, or a second tab on the same URL: a new session
+    assert reloaded.query_params["owner"] == token
+    assert [row["by"] for row in table(reloaded)] == ["you"] and shows(reloaded, "train.stop")
+    stranger = page()
+    assert stranger.query_params["owner"] != token
+    assert [row["by"] for row in table(stranger)] == [""] and not shows(stranger, "train.stop")
+
+
+@pytest.mark.parametrize("bad", ["<b>x</b>", "A" * 23, "short", "A" * 21 + "!"])
+def test_a_malformed_owner_in_the_url_is_replaced_by_a_new_token(manager, bad):
+    at = page(owner=bad)
+    assert at.query_params["owner"] != bad and OWNER_TOKEN.fullmatch(at.query_params["owner"])
+
+
+def test_the_owner_token_comes_back_to_the_url_after_a_visit_to_another_page(manager):
+    at = page()
+    token = at.query_params["owner"]
+    at.query_params.clear()  # what navigating to another page and back does to the URL
+    at.run()
+    assert at.query_params["owner"] == token
 
 
 @pytest.fixture
