@@ -6,6 +6,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
@@ -14,7 +15,16 @@ from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MODEL_FILE, read_progress
 from ui.common import job_manager
-from ui.train import FIELDS, MAX_UPLOAD_BYTES, OWNER_TOKEN, config_data, parse_upload, presets, to_widget
+from ui.train import (
+    FIELDS,
+    MAX_UPLOAD_BYTES,
+    OWNER_TOKEN,
+    config_data,
+    history_figures,
+    parse_upload,
+    presets,
+    to_widget,
+)
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}
@@ -386,3 +396,22 @@ def test_a_job_list_refresh_sends_no_charts_and_a_history_refresh_sends_them(man
     # A watcher's frequent refresh carries the job list only; the charts come with the slower one.
     assert list_run.of_kind("dataframe") and not list_run.of_kind("plotly_chart")
     assert len(history_run.of_kind("plotly_chart")) == 3 and not history_run.of_kind("dataframe")
+
+
+def history_of(steps: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Episodes and evaluations of a made-up run, one row per entry of ``steps``."""
+    n = len(steps)
+    episodes = pd.DataFrame({"timesteps": steps, "return": [-1.0] * n, "length": [25] * n,
+                             "time_s": [float(i) for i in range(n)], "mae_focus": [1e-4] * n,
+                             "mae_all": [2e-4] * n})  # fmt: skip
+    evaluations = pd.DataFrame({"timesteps": steps, "mean_final_mae_focus": [1e-4] * n,
+                                "mean_final_mae_all": [2e-4] * n, "mean_return": [-1.0] * n})  # fmt: skip
+    return episodes, evaluations
+
+
+def test_a_run_name_with_html_shows_literally_in_every_chart_legend_and_hover():
+    name = "../../etc/passwd <b>bold</b> demo"
+    figures = history_figures([(name, *history_of([1000, 2000]))], "timesteps", 1)
+    names = [trace.name for fig in figures for trace in fig.data]
+    assert len(names) == 6
+    assert all("<b>" not in n and "&lt;b&gt;bold&lt;/b&gt; demo" in n for n in names), names

@@ -17,6 +17,7 @@ Session state keys start with ``train.``.
 from __future__ import annotations
 
 import hmac
+import html
 import re
 import secrets
 import time
@@ -576,6 +577,11 @@ def thinned(n: int, limit: int = MAX_PLOT_POINTS) -> slice:
     return slice((n - 1) % step, None, step)
 
 
+def plotly_text(name: str) -> str:
+    """``name`` escaped for Plotly, which renders HTML tags (``<b>``, ``<br>``) in trace names and hovers."""
+    return html.escape(name, quote=False)
+
+
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -595,25 +601,25 @@ def history_figures(
     for column, title in (("return", "Episode return"), ("length", "Episode length (steps)")):
         data = []
         for i, (name, episodes, _) in enumerate(runs):
-            color = COLORS[i % len(COLORS)]
+            color, label = COLORS[i % len(COLORS)], plotly_text(name)
             xs, ys = episodes[x].to_numpy(), episodes[column].to_numpy()
             keep = thinned(len(xs))
-            data.append({"type": "scatter", "x": xs[keep], "y": ys[keep], "mode": "markers", "name": f"{name} (raw)",
-                         "marker": {"size": 3, "color": color, "opacity": 0.25}, "legendgroup": name,
+            data.append({"type": "scatter", "x": xs[keep], "y": ys[keep], "mode": "markers", "name": f"{label} (raw)",
+                         "marker": {"size": 3, "color": color, "opacity": 0.25}, "legendgroup": label,
                          "showlegend": False, "hoverinfo": "skip"})  # fmt: skip
             data.append({"type": "scatter", "x": xs[keep], "y": smoothed(ys, window)[keep], "mode": "lines",
-                         "line": {"color": color, "width": 2}, "name": name, "legendgroup": name})  # fmt: skip
+                         "line": {"color": color, "width": 2}, "name": label, "legendgroup": label})  # fmt: skip
         figures.append(go.Figure(data=data, layout={"title": title, "xaxis_title": x_title, **_LAYOUT}))
     data = []
     for i, (name, _, evaluations) in enumerate(runs):
-        color = COLORS[i % len(COLORS)]
+        color, label = COLORS[i % len(COLORS)], plotly_text(name)
         steps = evaluations["timesteps"].to_numpy()
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_focus"].to_numpy() * 1e6,
-                     "mode": "lines+markers", "line": {"color": color}, "name": f"{name}: focus",
-                     "legendgroup": name})  # fmt: skip
+                     "mode": "lines+markers", "line": {"color": color}, "name": f"{label}: focus",
+                     "legendgroup": label})  # fmt: skip
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
-                     "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{name}: all four",
-                     "legendgroup": name})  # fmt: skip
+                     "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{label}: all four",
+                     "legendgroup": label})  # fmt: skip
     layout = {"title": "Final MAE on fixed seeds (µm)", "xaxis_title": "timesteps", "yaxis_type": "log"}
     figures.append(go.Figure(data=data, layout={**layout, **_LAYOUT}))
     return tuple(figures)
