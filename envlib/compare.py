@@ -82,7 +82,8 @@ class AgentChoice:
     """An agent one can put into a comparison.
 
     :param key: unique id, ``pretrained/<id>`` or ``run/<run id>``.
-    :param label: the name people see (the tutorial's name for shipped agents).
+    :param label: the name people see (the tutorial's name for shipped agents), unique in
+        its catalog: a comparison's results are keyed by it.
     :param run_dir: the run directory to load it from (:func:`envlib.agent.load_agent`).
     :param config: its run config (environment and training).
     :param version: ``model.zip``'s modification time in ns: a retrained agent is a new one.
@@ -125,6 +126,21 @@ def _choice(key: str, label: str, run_dir: Path) -> AgentChoice:
     return AgentChoice(key, label, run_dir, config, (run_dir / MODEL_FILE).stat().st_mtime_ns)
 
 
+def _unique_label(name: str, run_id: str, suffix: str, taken: set[str]) -> str:
+    """``name`` + ``suffix``, or with the run id (unique in its folder) when that is taken.
+
+    The whole label is checked: a comparison keys its results by label, so two runs shown
+    alike would merge into one.
+    """
+    label = f"{name}{suffix}"
+    if label in taken:
+        label = f"{name} ({run_id}){suffix}"
+    n = 2
+    while label in taken:  # only if a shipped agent or another run is named like this one
+        label, n = f"{name} ({run_id}, {n}){suffix}", n + 1
+    return label
+
+
 def available_agents(runs_dir: str | Path | None = None) -> AgentCatalog:
     """The shipped agents that have a model, then the newest finished training runs.
 
@@ -143,9 +159,8 @@ def available_agents(runs_dir: str | Path | None = None) -> AgentCatalog:
             catalog.problems.append(f"shipped agent {agent.display_name}: {exc.path.name} {exc.problem}")
     labels = {choice.label for choice in catalog.choices}
     for run in list_finished_runs(runs_dir)[:MAX_LISTED_RUNS]:
-        label = run.display_name if run.display_name not in labels else f"{run.display_name} ({run.run_id})"
-        if run.status == "stopped":
-            label += " (stopped early)"
+        suffix = " (stopped early)" if run.status == "stopped" else ""
+        label = _unique_label(run.display_name, run.run_id, suffix, labels)
         try:
             catalog.choices.append(_choice(f"run/{run.run_id}", label, run.run_dir))
         except RunError as exc:

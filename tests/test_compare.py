@@ -268,3 +268,16 @@ def test_a_run_still_training_is_not_offered(runs, tmp_path):
                  updated=0.0, error=None, pid=1),
     )  # fmt: skip
     assert not [c for c in available_agents(copy).choices if c.key.startswith("run/")]
+
+
+def test_two_runs_stopped_early_under_one_name_get_two_labels(runs, tmp_path):
+    for run_id in ("twin-a", "twin-b"):
+        shutil.copytree(runs["pixels-delta"], tmp_path / run_id)  # both called "Tiny 1"
+        write_progress(
+            tmp_path / run_id,
+            Progress(status="stopped", timesteps=1, total_timesteps=2, fps=1.0, elapsed_s=1.0, eta_s=None,
+                     updated=0.0, error=None, pid=None),
+        )  # fmt: skip
+    labels = [c.label for c in available_agents(tmp_path).choices if c.key.startswith("run/")]
+    assert len(set(labels)) == 2, labels  # results are keyed by label: the same one would merge them
+    assert all(label.startswith("Tiny 1") and label.endswith(" (stopped early)") for label in labels)

@@ -129,7 +129,13 @@ def run_comparison(
 
 
 def agent_request(choices: Sequence[AgentChoice]) -> tuple[tuple[str, str, int], ...]:
-    """The plain-data key of the chosen agents for :func:`run_comparison`."""
+    """The plain-data key of the chosen agents for :func:`run_comparison`.
+
+    :raises ValueError: two agents share a label (results are keyed by it: one would vanish).
+    """
+    labels = [c.label for c in choices]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"two agents are both called {next(x for x in labels if labels.count(x) > 1)!r}")
     return tuple(c.request for c in choices)
 
 
