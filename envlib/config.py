@@ -1,6 +1,6 @@
 """Typed configuration of the environment and of training, validated at the edge.
 
-A config is built from plain data (a dict, or YAML read with ``yaml.safe_load``) with
+A config is built from plain data (a dict, or YAML read safely by :class:`ConfigLoader`) with
 :meth:`RunConfig.from_dict`; any unknown key, wrong type or impossible value raises a
 :class:`ConfigError` that names the key and says what is allowed. ``to_dict`` gives plain
 data back, so a config round-trips through safe YAML.
@@ -9,6 +9,7 @@ data back, so a config round-trips through safe YAML.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,30 @@ import yaml
 
 from envlib.beamline import BEAM_PARAMETER_NAMES
 from envlib.reward_spec import RewardSpec, RewardSpecError, preset
+
+#: A YAML 1.2 float: PyYAML's YAML 1.1 resolver wants a dot, so ``3e-4`` and ``1E5`` stayed strings.
+YAML_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.VERBOSE,
+)
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """Safe YAML loading (plain data, no Python tags) that also reads ``3e-4`` as a float."""
+
+
+class ConfigDumper(yaml.SafeDumper):
+    """Safe YAML dumping that quotes a string such as ``"1e5"``, so :class:`ConfigLoader` reads it back as text."""
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML_FLOAT, list("-+0123456789."))
+ConfigDumper.add_implicit_resolver("tag:yaml.org,2002:float", YAML_FLOAT, list("-+0123456789."))
+
 
 ActionMode = Literal["direct", "delta"]
 RewardMode = Literal["negative_objective", "objective_improvement", "sum_of_pixels", "custom"]
@@ -433,13 +458,13 @@ class RunConfig:
 
     def to_yaml(self) -> str:
         """The config as safe YAML text."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.dump(self.to_dict(), Dumper=ConfigDumper, sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> RunConfig:
-        """Parse safe YAML (no Python object tags) into a validated config."""
+        """Parse safe YAML (no Python object tags) into a validated config; ``3e-4`` is a number."""
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: plain data only
         except yaml.YAMLError as exc:
             raise ConfigError("config", f"is not valid YAML: {exc}") from None
         return cls.from_dict(data)

@@ -115,3 +115,19 @@ def test_unreadable_files_and_broken_yaml_raise_config_error(tmp_path):
         RunConfig.load(tmp_path / "missing.yml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         RunConfig.from_yaml("env: {reward_mode: [\n")
+
+
+@pytest.mark.parametrize("text", ["3e-4", "3E-4", "0.3e-3", "+3e-4"])
+def test_a_learning_rate_in_scientific_notation_is_a_number(text):
+    assert RunConfig.from_yaml(f"train:\n  learning_rate: {text}\n").train.learning_rate == pytest.approx(3e-4)
+
+
+def test_whole_numbers_in_scientific_notation_are_accepted_for_integer_keys():
+    config = RunConfig.from_yaml("train: {total_timesteps: 1E5, eval_every: 2e4}\nenv: {time_reward: -1e-1}\n")
+    assert (config.train.total_timesteps, config.train.eval_every) == (100_000, 20_000)
+    assert isinstance(config.train.total_timesteps, int) and config.env.time_reward == -0.1
+
+
+def test_a_name_that_looks_like_a_number_stays_a_name_through_yaml():
+    config = RunConfig(display_name="1e5")
+    assert RunConfig.from_yaml(config.to_yaml()).display_name == "1e5"

@@ -24,6 +24,7 @@ from envlib.runs import (
     ObsNormalizer,
     RunError,
     is_valid_run_id,
+    read_config,
     read_csv,
     read_progress,
     run_path,
@@ -139,6 +140,12 @@ def test_a_csv_line_still_being_written_is_ignored(tmp_path):
     path.write_text("when,what\n1,2\n")
     with pytest.raises(RunError, match="columns must be"):
         read_csv(path, EPISODE_COLUMNS)
+
+
+def test_a_config_yaml_written_by_hand_with_3e_4_is_read(tmp_path):
+    (tmp_path / "config.yaml").write_text("train:\n  learning_rate: 3e-4\n  total_timesteps: 1E5\n")
+    config = read_config(tmp_path)
+    assert (config.train.learning_rate, config.train.total_timesteps) == (3e-4, 100_000)
 
 
 def test_a_malformed_progress_record_is_a_clear_error(tmp_path):

@@ -226,6 +226,14 @@ def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager, tmp_p
     assert not witness.exists()
 
 
+def test_an_uploaded_config_with_3e_4_fills_the_form(manager):
+    at = page()
+    upload = b"train:\n  learning_rate: 3e-4\n  total_timesteps: 1E5\n"
+    at.file_uploader(key="train.upload").set_value(("sci.yaml", upload, "application/x-yaml")).run()
+    assert not at.error
+    assert field(at, "train.learning_rate").value == 3e-4 and field(at, "train.total_timesteps").value == 100_000
+
+
 def test_parse_upload_takes_safe_yaml_only_and_caps_the_size():
     with pytest.raises(ConfigError, match="not valid YAML") as refused:
         parse_upload("x.yaml", b"a: !!python/name:os.system\n")
