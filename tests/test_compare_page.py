@@ -148,6 +148,29 @@ def test_evaluate_on_n_seeds_shows_a_table_per_agent(page):
     assert (table["mean episode length"] == 25).all()
 
 
+def evaluate(at: AppTest, episodes: int) -> None:
+    at.number_input(key="cmp.episodes").set_value(episodes)
+    at.run()
+    next(b for b in at.button if b.label == f"Evaluate on {episodes} seeds").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_many_episodes_follows_the_chosen_agents(page):
+    run_two_agents(page, seed=5)
+    evaluate(page, 4)
+    assert list(page.dataframe[1].value["agent"]) == ["pixels-delta", "objimp-direct"]
+    # One agent removed: the episode shows one, and no evaluation still shows both.
+    page.multiselect(key="cmp.agents").set_value(AGENTS[:1]).run()
+    assert list(page.dataframe[0].value["agent"]) == ["pixels-delta"]
+    assert len(page.dataframe) == 1, "the old evaluation is gone"
+    assert not [m for m in page.markdown if "2 agents on 4 episodes" in m.value]
+    assert any("changed since the last evaluation" in i.value for i in page.info)
+    evaluate(page, 4)
+    assert list(page.dataframe[1].value["agent"]) == ["pixels-delta"]
+    assert any("1 agent on 4 episodes" in m.value for m in page.markdown)
+
+
 def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_dir):
     from envlib.agent import load_agent
     from envlib.compare import available_agents, compare

@@ -784,9 +784,18 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     if request is None:
         return
     agents, episodes, scenario_done = request
+    if (agents, scenario_done) != (agent_request(choices), scenario):
+        # Results of other agents or beams would read as this comparison's: not shown.
+        st.info(
+            f"The agents or the beams have changed since the last evaluation ({len(agents)} agents on "
+            f"{episodes} episodes). Press **Evaluate on {int(n)} seeds** to evaluate the ones chosen now.",
+            icon=":material/update:",
+        )
+        return
     with st.spinner(f"{len(agents)} agents × {episodes} episodes … (runs of all sessions take turns)"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
-    st.markdown(f"**{len(agents)} agents on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
+    agents_text = f"{len(agents)} agent{'s' if len(agents) > 1 else ''}"
+    st.markdown(f"**{agents_text} on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
     st.plotly_chart(evaluation_figure(result, error=error, log_y=log_y), config=PLOT_CONFIG, theme=None, key="cmp.box")
     st.download_button(
