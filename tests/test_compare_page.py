@@ -171,6 +171,56 @@ def test_many_episodes_follows_the_chosen_agents(page):
     assert any("1 agent on 4 episodes" in m.value for m in page.markdown)
 
 
+def chart(at: AppTest, key: str) -> dict:
+    """The spec of the Plotly chart with this key."""
+    (found,) = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    return json.loads(found.proto.spec)
+
+
+def colors_shown(at: AppTest) -> dict[str, set[str]]:
+    """Every colour each agent is drawn in: panel square, screen name, curves, magnets, boxes."""
+    from ui.compare import AGENT_COLORS
+
+    hex_of = dict(AGENT_COLORS)
+    shown: dict[str, set[str]] = {}
+    for m in at.markdown:
+        if found := re.fullmatch(r"#### :(\w+)\[■\] (.+)", m.value):
+            shown.setdefault(found[2].replace("\\", ""), set()).add(hex_of[found[1]])
+    for key in ("cmp.curves", "cmp.magnets", "cmp.box"):
+        for trace in chart(at, key)["data"] if any(key in c.proto.id for c in at.get("plotly_chart")) else []:
+            if trace.get("name") in shown:
+                shown[trace["name"]].add(trace.get("line", {}).get("color"))
+    names = [a for a in screens(at)["layout"]["annotations"] if a["text"].startswith("<b>")]
+    for a in names:
+        shown[a["text"][3:-4]].add(a["font"]["color"])
+    return shown
+
+
+def test_an_agent_keeps_its_colour_in_every_figure_when_another_is_removed(page):
+    run_two_agents(page, seed=5)
+    evaluate(page, 2)
+    before = colors_shown(page)
+    assert all(len(colors) == 1 for colors in before.values()), before  # panel, screens, curves, boxes agree
+    assert before["pixels-delta"] != before["objimp-direct"]
+    page.multiselect(key="cmp.agents").set_value(AGENTS[1:]).run()
+    evaluate(page, 2)
+    assert colors_shown(page) == {"objimp-direct": before["objimp-direct"]}
+
+
+def test_removing_david_leaves_bertha_her_colour_and_six_agents_get_six_colours(runs_dir):
+    from envlib.compare import available_agents
+    from ui.compare import agent_colors
+
+    catalog = available_agents(runs_dir)
+    five = catalog.tutorial_defaults()
+    before = agent_colors(five)
+    after = agent_colors([c for c in five if c.label != "David Archibald"])
+    assert after == {label: color for label, color in before.items() if label != "David Archibald"}
+    # Whichever six are chosen (runs' colours come from their ids, and can clash), all differ.
+    for six in (catalog.choices[:6], catalog.choices[-6:], catalog.choices[2:8]):
+        assert len(set(agent_colors(six).values())) == 6
+
+
 def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_dir):
     from envlib.agent import load_agent
     from envlib.compare import available_agents, compare

@@ -15,7 +15,8 @@ import functools
 import html
 import secrets
 import textwrap
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ from envlib.config import EnvConfig
 from envlib.evaluation import EVALUATION_SEED_BASE, evaluation_seeds
 from envlib.figures import screen_spec
 from envlib.jobs import runs_dir_from_environment
+from envlib.pretrained import PRETRAINED
 from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
 from envlib.workers import WorkerLost
@@ -90,8 +92,8 @@ SCREENS_FLAG_CHARS = 100
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
-#: One colour per panel: Streamlit's Markdown colour name (panel header) and the same hue
-#: for Plotly (curves), so a panel and its curves match.
+#: One colour per agent: Streamlit's Markdown colour name (panel header) and the same hue
+#: for Plotly (every figure), so a panel and its curves match. See :func:`agent_colors`.
 AGENT_COLORS = (
     ("blue", "#1c83e1"),
     ("orange", "#ff8700"),
@@ -254,10 +256,52 @@ def _color(i: int) -> tuple[str, str]:
     return AGENT_COLORS[i % len(AGENT_COLORS)]
 
 
-def agent_title(i: int, choice: AgentChoice) -> None:
-    """The agent's name in its colour (the colour of its curves)."""
-    name, _ = _color(i)
-    st.markdown(f"#### :{name}[■] {_escape(choice.label)}")
+def _preferred_color(key: str) -> int:
+    """The colour an agent gets unless another one of the comparison has it: a shipped
+    agent's place in the shipped list, a run's from its id (the same on every visit)."""
+    ids = list(PRETRAINED)
+    name = key.removeprefix("pretrained/")
+    slot = ids.index(name) if key.startswith("pretrained/") and name in ids else zlib.crc32(key.encode())
+    return slot % len(AGENT_COLORS)
+
+
+def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, tuple[str, str]]:
+    """label -> (Markdown colour name, Plotly colour) of every chosen agent.
+
+    By the agent, not its place in the choice: removing one agent leaves the others'
+    colours as they were (by place, Bertha took David's orange while an older box plot
+    still showed David in it). Shipped agents choose first, then runs by id; one whose
+    colour is taken gets the next free one, so up to len(AGENT_COLORS) agents all differ.
+    """
+    order = sorted(choices, key=lambda c: (not c.key.startswith("pretrained/"), _preferred_color(c.key), c.key))
+    taken: set[int] = set()
+    colors = {}
+    for choice in order:
+        slot = _preferred_color(choice.key)
+        while slot in taken and len(taken) < len(AGENT_COLORS):
+            slot = (slot + 1) % len(AGENT_COLORS)
+        taken.add(slot)
+        colors[choice.label] = AGENT_COLORS[slot]
+    return colors
+
+
+def plot_colors(choices: Sequence[AgentChoice]) -> tuple[str, ...]:
+    """The Plotly colour of each chosen agent, in the choice's order (plain data: a cache key)."""
+    colors = agent_colors(choices)
+    return tuple(colors[c.label][1] for c in choices)
+
+
+def _by_label(agents: Sequence[tuple[str, str, int]], colors: Sequence[str]) -> dict[str, str]:
+    """label -> Plotly colour, from an agent request and :func:`plot_colors`."""
+    return {label: color for (label, _, _), color in zip(agents, colors, strict=True)}
+
+
+def agent_title(choice: AgentChoice, color: str) -> None:
+    """The agent's name after a square in its colour (the colour of its curves).
+
+    :param color: a Streamlit Markdown colour name, see :data:`AGENT_COLORS`.
+    """
+    st.markdown(f"#### :{color}[■] {_escape(choice.label)}")
 
 
 def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
@@ -279,10 +323,11 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
     of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
+    colors = agent_colors(choices)
     grid = column_grid("cmp-panels", PANEL_MIN_REM, items=len(choices))
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
-            agent_title(i, choice)
+            agent_title(choice, colors[choice.label][0])
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
                 flags = flags[flags["episode"] == 0]
@@ -316,27 +361,39 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     figure changes is mounted anew on every step).
     """
     error = st.session_state.get(K_ERROR, "mae_focus")
-    figure = screens_figure_cached(agent_request(choices), seed, scenario, error)
+    figure = screens_figure_cached(agent_request(choices), seed, scenario, error, plot_colors(choices))
     with scrolling_container("cmp-screens", SCREEN_MIN_PX * len(choices)):
         st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
 
 def episode_curves(choices: Sequence[AgentChoice], seed: int, scenario: str, error: str, log_y: bool) -> None:
     """Per-step reward and beam error of every agent, then its magnets."""
-    curves, magnets = curves_cached(agent_request(choices), seed, scenario, error, log_y, moved_magnets(choices))
+    curves, magnets = curves_cached(
+        agent_request(choices), seed, scenario, error, log_y, moved_magnets(choices), plot_colors(choices)
+    )
     st.plotly_chart(curves, config=PLOT_CONFIG, theme=None, key="cmp.curves")
     st.plotly_chart(magnets, config=PLOT_CONFIG, theme=None, key="cmp.magnets")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def curves_cached(
-    agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str, log_y: bool, moved: tuple[int, ...]
+    agents: tuple[tuple[str, str, int], ...],
+    seed: int,
+    scenario: str,
+    error: str,
+    log_y: bool,
+    moved: tuple[int, ...],
+    colors: tuple[str, ...],
 ) -> tuple[go.Figure, go.Figure]:
     """:func:`curves_figure` and :func:`magnets_figure` of one seed's comparison, built once
     (Plotly's validation makes them ~0.4 s; every rerun of the page draws them). Shared,
     read-only figures, like :func:`screens_figure_cached`."""
     comparison = run_comparison(agents, (seed,), scenario)
-    return curves_figure(comparison, error=error, log_y=log_y), magnets_figure(comparison, moved)
+    by_label = _by_label(agents, colors)
+    return (
+        curves_figure(comparison, error=error, log_y=log_y, colors=by_label),
+        magnets_figure(comparison, moved, colors=by_label),
+    )
 
 
 def moved_magnets(choices: Sequence[AgentChoice]) -> tuple[int, ...]:
@@ -479,7 +536,11 @@ def _from_top(fraction: float, scale: float) -> float:
 
 
 def screens_frame(
-    episode: dict[str, EpisodeRows], step: int, error: str = "mae_focus", scale: float = 1.0
+    episode: dict[str, EpisodeRows],
+    step: int,
+    error: str = "mae_focus",
+    scale: float = 1.0,
+    colors: Mapping[str, str] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Traces and annotations of every agent's subplot at ``step``.
 
@@ -489,8 +550,10 @@ def screens_frame(
 
     :param episode: agent name -> (trace rows by step, flags), see :func:`_first_episode`.
     :param scale: see :func:`_screens_scale`.
+    :param colors: agent name -> Plotly colour of its name (by place without it).
     """
     n = len(episode)
+    colors = _colors_for(list(episode), colors)
     width = (1 - SCREENS_GAP * (n - 1)) / n
     data, annotations = [], []
     for k, (name, (rows, flags)) in enumerate(episode.items(), start=1):
@@ -504,7 +567,7 @@ def screens_frame(
         text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
         annotations += [
             dict(text, y=1.0, yanchor="bottom", text=f"<b>{html.escape(name)}</b>",
-                 font=dict(size=16, color=_marker_color(k - 1))),
+                 font=dict(size=16, color=colors[name])),
             *off,
             dict(text, y=_from_top(SCREENS_BOTTOM - 0.02, scale), font=dict(size=14, color="black"),
                  text=f"step <b>{int(row['step'])}</b>/{last}<br>reward <b>{reward}</b><br>"
@@ -517,7 +580,9 @@ def screens_frame(
     return data, annotations
 
 
-def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figure:
+def screens_figure(
+    comparison: Comparison, error: str = "mae_focus", colors: Mapping[str, str] | None = None
+) -> go.Figure:
     """The screens of every agent side by side, animated over the steps of episode 0.
 
     One subplot per agent built from :func:`envlib.figures.screen_spec`; one frame per
@@ -531,7 +596,7 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
     height, scale = _screens_scale(episode, n_steps)
     frames, data = [], []
     for step in range(n_steps + 1):
-        data, annotations = screens_frame(episode, step, error, scale)
+        data, annotations = screens_frame(episode, step, error, scale, colors)
         changed = [{key: t[key] for key in _FRAME_KEYS[t["type"]]} for t in data]
         frames.append(dict(name=str(step), data=changed, layout=dict(annotations=annotations)))
     single = screen_spec(np.zeros(4), binning=SCREENS_BINNING)["layout"]
@@ -578,7 +643,7 @@ def screens_figure(comparison: Comparison, error: str = "mae_focus") -> go.Figur
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def screens_figure_cached(
-    agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str = "mae_focus"
+    agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str, error: str, colors: tuple[str, ...]
 ) -> go.Figure:
     """:func:`screens_figure` of :func:`run_comparison` on one seed, built once for all sessions.
 
@@ -587,7 +652,7 @@ def screens_figure_cached(
     """
     comparison = run_comparison(agents, (seed,), scenario)  # in a worker, outside the gate
     with heavy_work_gate():
-        return screens_figure(comparison, error)
+        return screens_figure(comparison, error, _by_label(agents, colors))
 
 
 def length_text(metres: float) -> str:
@@ -601,26 +666,34 @@ def _fit_axes(fig: go.Figure) -> go.Figure:
     return fig.update_xaxes(automargin=True).update_yaxes(automargin=True)
 
 
-def _marker_color(i: int) -> str:
-    return _color(i)[1]
+def _colors_for(agents: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+    """label -> Plotly colour: ``colors`` (see :func:`agent_colors`), or by place without it."""
+    return {name: colors[name] if colors else _color(i)[1] for i, name in enumerate(agents)}
 
 
 def curves_figure(
-    comparison: Comparison, *, error: str = "mae_focus", log_y: bool = True, step: int | None = None
+    comparison: Comparison,
+    *,
+    error: str = "mae_focus",
+    log_y: bool = True,
+    step: int | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Per-step reward of each agent (its own reward) and the common beam error, flags marked.
 
     :param error: ``mae_focus`` or ``mae_all`` (shown in µm).
     :param log_y: log scale for the error.
     :param step: draw a cursor at this step.
+    :param colors: agent name -> Plotly colour (by place without it).
     """
+    colors = _colors_for(comparison.agents, colors)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         subplot_titles=("Reward (each agent's own reward)", f"Beam error {error} (µm): one yardstick for all"),
     )  # fmt: skip
-    for i, name in enumerate(comparison.agents):
+    for name in comparison.agents:
         trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
-        color = _marker_color(i)
+        color = colors[name]
         label = html.escape(name)  # Plotly renders some HTML in names; agent names come from users
         acted = trace[trace["step"] > 0]
         fig.add_trace(
@@ -668,22 +741,30 @@ def curves_figure(
     return _fit_axes(fig)
 
 
-def magnets_figure(comparison: Comparison, moved: Sequence[int], *, step: int | None = None) -> go.Figure:
+def magnets_figure(
+    comparison: Comparison,
+    moved: Sequence[int],
+    *,
+    step: int | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
     """The moved magnets per step, one subplot per magnet, every agent in its colour.
 
     :param moved: indices into ``[Q1, Q2, CV, Q3, CH]`` of the magnets any agent moves.
+    :param colors: agent name -> Plotly colour (by place without it).
 
     Quadrupoles in 1/m^2, correctors in mrad; dotted lines at the limits.
     """
     titles = [f"{MAGNET_LABELS[i]} ({'mrad' if i in CORRECTOR_INDICES else '1/m²'})" for i in moved]
+    colors = _colors_for(comparison.agents, colors)
     fig = make_subplots(rows=1, cols=len(moved), subplot_titles=titles, horizontal_spacing=0.05)
     for col, index in enumerate(moved, start=1):
         scale = 1e3 if index in CORRECTOR_INDICES else 1.0
-        for i, name in enumerate(comparison.agents):
+        for name in comparison.agents:
             trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
             fig.add_trace(
                 go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=html.escape(name),
-                           legendgroup=name, showlegend=col == 1, line=dict(color=_marker_color(i), width=3)),
+                           legendgroup=name, showlegend=col == 1, line=dict(color=colors[name], width=3)),
                 row=1, col=col,
             )  # fmt: skip
         for sign in (-1, 1):
@@ -722,8 +803,12 @@ def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], erro
     The animated screens (slider and Play work in the file), the per-step curves, the
     magnets and the list of flags.
     """
-    figures = [screens_figure(comparison, error), curves_figure(comparison, error=error, log_y=log_y)]
-    figures.append(magnets_figure(comparison, moved_magnets(choices)))
+    colors = {label: color for label, (_, color) in agent_colors(choices).items()}
+    figures = [
+        screens_figure(comparison, error, colors),
+        curves_figure(comparison, error=error, log_y=log_y, colors=colors),
+        magnets_figure(comparison, moved_magnets(choices), colors=colors),
+    ]
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(j == 0), auto_play=False, config=PLOT_CONFIG)
         for j, fig in enumerate(figures)
@@ -797,7 +882,9 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     agents_text = f"{len(agents)} agent{'s' if len(agents) > 1 else ''}"
     st.markdown(f"**{agents_text} on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
     st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
-    st.plotly_chart(evaluation_figure(result, error=error, log_y=log_y), config=PLOT_CONFIG, theme=None, key="cmp.box")
+    colors = _by_label(agents, plot_colors(choices))
+    figure = evaluation_figure(result, error=error, log_y=log_y, colors=colors)
+    st.plotly_chart(figure, config=PLOT_CONFIG, theme=None, key="cmp.box")
     st.download_button(
         "Per-episode results (CSV)", data=functools.partial(traces_csv, result.per_episode),
         file_name=f"compare-{episodes}-episodes.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
@@ -817,15 +904,21 @@ def evaluation_table(result: Comparison, error: str) -> pd.DataFrame:
     return table
 
 
-def evaluation_figure(result: Comparison, *, error: str = "mae_focus", log_y: bool = True) -> go.Figure:
-    """Final beam error of every episode, a box and all points per agent."""
+def evaluation_figure(
+    result: Comparison, *, error: str = "mae_focus", log_y: bool = True, colors: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Final beam error of every episode, a box and all points per agent.
+
+    :param colors: agent name -> Plotly colour (by place without it).
+    """
+    colors = _colors_for(result.agents, colors)
     fig = go.Figure()
-    for i, name in enumerate(result.agents):
+    for name in result.agents:
         per = result.per_episode[result.per_episode["agent"] == name]
         fig.add_trace(
             go.Box(
                 y=per[f"final_{error}"] * UM, name=html.escape(name), boxpoints="all", jitter=0.4, pointpos=0,
-                marker=dict(color=_marker_color(i), size=6), line=dict(color=_marker_color(i)),
+                marker=dict(color=colors[name], size=6), line=dict(color=colors[name]),
                 customdata=per["seed"], hovertemplate="seed %{customdata}: %{y:.1f} µm<extra></extra>",
             )
         )  # fmt: skip
