@@ -16,7 +16,9 @@ from envlib.reward_spec import preset
 from envlib.runs import MODEL_FILE, read_progress
 from ui.common import job_manager
 from ui.train import (
+    CHART_HEIGHT_PX,
     FIELDS,
+    LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
     OWNER_TOKEN,
     config_data,
@@ -423,3 +425,13 @@ def test_a_run_name_with_html_shows_literally_in_every_chart_legend_and_hover():
     names = [trace.name for fig in figures for trace in fig.data]
     assert len(names) == 6
     assert all("<b>" not in n and "&lt;b&gt;bold&lt;/b&gt; demo" in n for n in names), names
+
+
+def test_the_legend_has_a_band_of_its_own_under_the_axis_title_that_grows_with_the_runs():
+    two = [("one", *history_of([1000, 2000])), ("two", *history_of([1000, 3000]))]
+    for fig in history_figures(two, "timesteps", 1):
+        legend = fig.layout.legend
+        # At the figure's bottom, not at a paper y the legend grows upwards from into the axis title.
+        assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
+        entries = sum(1 for trace in fig.data if trace.showlegend is not False)
+        assert fig.layout.height >= CHART_HEIGHT_PX + LEGEND_ROW_PX * entries

@@ -609,7 +609,7 @@ def history_figures(
                          "showlegend": False, "hoverinfo": "skip"})  # fmt: skip
             data.append({"type": "scatter", "x": xs[keep], "y": smoothed(ys, window)[keep], "mode": "lines",
                          "line": {"color": color, "width": 2}, "name": label, "legendgroup": label})  # fmt: skip
-        figures.append(go.Figure(data=data, layout={"title": title, "xaxis_title": x_title, **_LAYOUT}))
+        figures.append(go.Figure(data=data, layout=_layout(title, x_title, legend_rows=len(runs))))
     data = []
     for i, (name, _, evaluations) in enumerate(runs):
         color, label = COLORS[i % len(COLORS)], plotly_text(name)
@@ -620,12 +620,28 @@ def history_figures(
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
                      "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{label}: all four",
                      "legendgroup": label})  # fmt: skip
-    layout = {"title": "Final MAE on fixed seeds (µm)", "xaxis_title": "timesteps", "yaxis_type": "log"}
-    figures.append(go.Figure(data=data, layout={**layout, **_LAYOUT}))
+    layout = _layout("Final MAE on fixed seeds (µm)", "timesteps", legend_rows=2 * len(runs), yaxis_type="log")
+    figures.append(go.Figure(data=data, layout=layout))
     return tuple(figures)
 
 
-_LAYOUT = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25}}
+#: Height of a history chart without its legend, px.
+CHART_HEIGHT_PX = 280
+#: Height the legend adds per entry, px (a chart is narrow: one entry per row).
+LEGEND_ROW_PX = 22
+
+
+def _layout(title: str, x_title: str, legend_rows: int, **extra: Any) -> dict[str, Any]:
+    """A history chart's layout, with its legend in a band of its own under the x axis title.
+
+    :param legend_rows: legend entries; the chart grows by :data:`LEGEND_ROW_PX` per entry.
+    """
+    # A legend at the figure's bottom (yref container) makes Plotly keep the axis title above it;
+    # at a fixed paper y (-0.25) a legend of two runs grew upwards over the title.
+    legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"}
+    height = CHART_HEIGHT_PX + LEGEND_ROW_PX * legend_rows
+    margin = {"l": 10, "r": 10, "t": 40, "b": 10}
+    return {"title": title, "xaxis_title": x_title, "height": height, "margin": margin, "legend": legend, **extra}
 
 
 @lru_cache(maxsize=64)
