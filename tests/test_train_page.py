@@ -435,3 +435,11 @@ def test_the_legend_has_a_band_of_its_own_under_the_axis_title_that_grows_with_t
         assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
         entries = sum(1 for trace in fig.data if trace.showlegend is not False)
         assert fig.layout.height >= CHART_HEIGHT_PX + LEGEND_ROW_PX * entries
+
+
+def test_a_single_evaluation_is_drawn_as_points_on_a_timesteps_axis_from_zero():
+    *_, mae = history_figures([("one", *history_of([20_000]))], "timesteps", 1)
+    assert [trace.name for trace in mae.data] == ["one: focus", "one: all four"]
+    assert all("markers" in trace.mode for trace in mae.data), "a line through one point is invisible"
+    # Plotly zoomed onto the lone point (ticks 19.999k, 19.9995k, ...); from 0 with ticks like 20k.
+    assert (mae.layout.xaxis.rangemode, mae.layout.xaxis.tickformat) == ("tozero", "~s")

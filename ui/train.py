@@ -609,7 +609,8 @@ def history_figures(
                          "showlegend": False, "hoverinfo": "skip"})  # fmt: skip
             data.append({"type": "scatter", "x": xs[keep], "y": smoothed(ys, window)[keep], "mode": "lines",
                          "line": {"color": color, "width": 2}, "name": label, "legendgroup": label})  # fmt: skip
-        figures.append(go.Figure(data=data, layout=_layout(title, x_title, legend_rows=len(runs))))
+        extra = {"xaxis": TIMESTEPS_AXIS} if x == "timesteps" else {}
+        figures.append(go.Figure(data=data, layout=_layout(title, x_title, legend_rows=len(runs), **extra)))
     data = []
     for i, (name, _, evaluations) in enumerate(runs):
         color, label = COLORS[i % len(COLORS)], plotly_text(name)
@@ -618,13 +619,17 @@ def history_figures(
                      "mode": "lines+markers", "line": {"color": color}, "name": f"{label}: focus",
                      "legendgroup": label})  # fmt: skip
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
-                     "mode": "lines", "line": {"color": color, "dash": "dot"}, "name": f"{label}: all four",
+                     "mode": "lines+markers", "line": {"color": color, "dash": "dot"}, "name": f"{label}: all four",
                      "legendgroup": label})  # fmt: skip
-    layout = _layout("Final MAE on fixed seeds (µm)", "timesteps", legend_rows=2 * len(runs), yaxis_type="log")
+    layout = _layout(
+        "Final MAE on fixed seeds (µm)", "timesteps", legend_rows=2 * len(runs), yaxis_type="log", xaxis=TIMESTEPS_AXIS
+    )
     figures.append(go.Figure(data=data, layout=layout))
     return tuple(figures)
 
 
+#: A timesteps axis from 0 with ticks like 20k: with one evaluation Plotly zoomed onto it (19.9995k, 20k, ...).
+TIMESTEPS_AXIS = {"rangemode": "tozero", "tickformat": "~s", "hoverformat": ",d"}
 #: Height of a history chart without its legend, px.
 CHART_HEIGHT_PX = 280
 #: Height the legend adds per entry, px (a chart is narrow: one entry per row).
