@@ -52,7 +52,9 @@ with c1:
 with c2:
     y_index = magnet_picker("Magnet along y", "rd.y", 1)
 with c3:
-    n = st.select_slider("Grid points per axis", options=[50, 100, 150, 200], value=100, key="rd.n")
+    n = st.select_slider(
+        "Grid points per axis", options=[50, 100, 150, 200], value=100, key="rd.n", persist_state="session"
+    )
 
 if x_index == y_index:
     st.warning("Pick two different magnets.")

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from browser_support import wait_until_idle
+from playwright.sync_api import expect
 
 from envlib.beamline import BeamlineSimulator
 from envlib.config import DEMO_INCOMING_BEAM
@@ -48,4 +49,60 @@ def test_moving_a_magnet_by_keyboard_moves_the_beam(app_browser, tmp_path):
     expected = BeamlineSimulator().track(np.array([0.5, 0, 0, 0, 0]), np.array(DEMO_INCOMING_BEAM), np.zeros(8))[0]
     np.testing.assert_allclose(after, expected * 1e3, atol=6e-5)
     assert (tmp_path / "playground.png").stat().st_size > 10_000
+    app_browser.assert_offline()
+
+
+def playground_reward(page, mode: str) -> float:
+    """The value the Playground's readout shows for a reward mode."""
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    return float(re.search(rf"{mode}\s*=\s*([+-]?\d+\.\d+)", text).group(1))
+
+
+def slider_values(page, *names: str) -> list[str]:
+    return [page.get_by_role("slider", name=name).input_value() for name in names]
+
+
+def test_moving_between_pages_keeps_what_the_student_set_on_each(app_browser):
+    page = app_browser.open("")
+    page.get_by_role("heading", name="Playground").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for term in ("μx", "μy"):  # obj over σx and σy, as the designer's negative_objective preset
+        sidebar.get_by_role("button", name=term, exact=True).click()
+        wait_until_idle(page)
+    page.get_by_role("slider", name="Q1 (1/m²)").focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    page.get_by_text("Step 1 since the last reset").wait_for()
+    wait_until_idle(page)
+    page.get_by_role("slider", name="Q2 (1/m²)").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # moved, not applied: the designer shows this setting
+    expect(page.get_by_role("slider", name="Q2 (1/m²)")).to_have_value("0.3")
+    wait_until_idle(page)
+    before = slider_values(page, "Q1 (1/m²)", "Q2 (1/m²)")
+    reward = playground_reward(page, "negative_objective")
+
+    sidebar.get_by_role("link", name="Reward designer").click()
+    page.get_by_role("heading", name="Reward A").wait_for()
+    wait_until_idle(page)
+    designer = float(page.locator('[data-testid="stMetricValue"]').first.inner_text())
+    assert designer == pytest.approx(reward, abs=1e-4), "the designer does not show the Playground's setting"
+    kind = page.locator('[data-testid="stRadio"]').first
+    kind.get_by_text("objective_improvement").click()  # Reward A: a reward of the student's own
+    wait_until_idle(page)
+
+    sidebar.get_by_role("link", name="Playground").click()
+    page.get_by_role("heading", name="Magnets").wait_for()
+    wait_until_idle(page)
+    assert before == ["0.5", "0.3"]
+    assert slider_values(page, "Q1 (1/m²)", "Q2 (1/m²)") == before
+    assert "Step 1 since the last reset" in page.locator('[data-testid="stMain"]').inner_text()
+    assert playground_reward(page, "negative_objective") == reward
+
+    sidebar.get_by_role("link", name="Reward designer").click()
+    page.get_by_role("heading", name="Reward A").wait_for()
+    wait_until_idle(page)
+    assert kind.get_by_role("radio", name="objective_improvement").is_checked()
     app_browser.assert_offline()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from browser_support import wait_until_idle
 
@@ -36,11 +38,21 @@ def test_a_weight_moved_by_keyboard_changes_the_formula_and_train_takes_the_rewa
     assert charts.count() == 3 and page.locator('[data-testid="stMain"] [data-testid="stAlert"]').count() == 0
     page.screenshot(path=str(tmp_path / "rewards.png"))
 
+    # An emptied number means "none", not the field's minimum (a time reward of -10 per step).
+    reward_b = page.locator('[data-testid="stMetricValue"]').nth(1)
+    before = reward_b.inner_text()
+    time_reward_b = page.get_by_label("Time reward per step").nth(1)
+    time_reward_b.fill("")
+    time_reward_b.press("Enter")
+    wait_until_idle(page, timeout_ms=60_000)
+    assert float(time_reward_b.input_value()) == 0.0
+    assert reward_b.inner_text() == before
+
     # "Train with reward A" opens the Train page with that reward filled in.
     page.get_by_role("button", name="Train with reward A").click()
     page.get_by_role("heading", name="Train an agent").wait_for(timeout=60_000)
     wait_until_idle(page, timeout_ms=60_000)
-    assert page.url.endswith("/train")
+    assert urlsplit(page.url).path.endswith("/train")
     assert page.get_by_role("combobox", name="Reward mode").input_value() == "custom"
     # The reward it trains is shown in full: Reward A's formula with its new mu_x term.
     trained = page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]:has(.katex)')

@@ -94,6 +94,7 @@ def _setup_sidebar() -> EnvConfig:
             ALL_TERMS,
             selection_mode="multi",
             key="pg.terms",
+            persist_state="session",
             format_func=BEAM_LABELS.get,
             help="obj sums |beam − target| over these; the tutorial's focusing agents use σx and σy only.",
         )
@@ -101,26 +102,47 @@ def _setup_sidebar() -> EnvConfig:
             st.warning("obj needs at least one beam parameter: using all four until you pick one.")
             terms = list(ALL_TERMS)
         time_reward = st.number_input(
-            "time_reward (added every step)", min_value=-10.0, max_value=10.0, value=0.0, step=0.1, key="pg.time_reward"
+            "time_reward (added every step)",
+            min_value=-10.0,
+            max_value=10.0,
+            value=0.0,
+            step=0.1,
+            key="pg.time_reward",
+            persist_state="session",
         )
         action_mode = st.radio(
             "Step mode (action_mode)",
             ["delta", "direct"],
             horizontal=True,
             key="pg.action_mode",
+            persist_state="session",
             help="direct: a step sets the magnets to the sliders. delta: a step moves each magnet towards "
             "the sliders by at most 10 % of its limit (±7.2 1/m², ±0.618 mrad).",
         )
 
         st.markdown("**Incoming beam**")
         st.session_state.setdefault(K_BEAM_SEED, 0)
-        random_beam = st.toggle("Random incoming beam", key=K_RANDOM_BEAM, help="Off: the tutorial's fixed demo beam.")
+        random_beam = st.toggle(
+            "Random incoming beam",
+            key=K_RANDOM_BEAM,
+            persist_state="session",
+            help="Off: the tutorial's fixed demo beam.",
+        )
         st.button("New random beam", on_click=_new_random_beam, width="stretch", help="Random beam with the next seed.")
         beam_seed = st.number_input(
-            "beam seed", min_value=0, max_value=SEED_MAX, step=1, key=K_BEAM_SEED, disabled=not random_beam
+            "beam seed",
+            min_value=0,
+            max_value=SEED_MAX,
+            step=1,
+            key=K_BEAM_SEED,
+            persist_state="session",
+            disabled=not random_beam,
         )
         misaligned = st.toggle(
-            "Misalignments", key="pg.misaligned", help="Quadrupoles and screen shifted by up to ±2 mm."
+            "Misalignments",
+            key="pg.misaligned",
+            persist_state="session",
+            help="Quadrupoles and screen shifted by up to ±2 mm.",
         )
         st.session_state.setdefault("pg.misalignment_seed", 0)
         misalignment_seed = st.number_input(
@@ -129,6 +151,7 @@ def _setup_sidebar() -> EnvConfig:
             max_value=SEED_MAX,
             step=1,
             key="pg.misalignment_seed",
+            persist_state="session",
             disabled=not misaligned,
         )
     return playground_config(
@@ -241,6 +264,7 @@ def _toolbar(session: PlaygroundSession, playing: bool) -> None:
     row.toggle(
         "As the agent sees them",
         key=K_NORMALISED,
+        persist_state="session",
         on_change=convert_magnet_sliders,
         args=(PREFIX, K_NORMALISED),
         disabled=playing,

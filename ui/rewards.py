@@ -81,25 +81,33 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
         _load_preset(key)
     st.selectbox(
         "Start from the tutorial's", PRESETS, key=f"{key}.preset", on_change=_load_preset, args=(key,),
+        persist_state="session",
         help="Loads the tutorial reward mode as a spec; then change any term.",
     )  # fmt: skip
     # A wrapping row: in a narrow column the form goes below the kind, whose names stay whole.
     row = st.container(horizontal=True)
-    row.radio("Kind", REWARD_KINDS, key=f"{key}.kind", width="content",
+    row.radio("Kind", REWARD_KINDS, key=f"{key}.kind", width="content", persist_state="session",
               help="-Ô_j, or the improvement Ô_{j-1} - Ô_j of this step.")  # fmt: skip
-    row.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", help="|e|, e², or ln of the weighted |e| sum.")
-    st.toggle("Normalise by obj₀", key=f"{key}.normalize", help="Divide by obj₀, the objective at the state at reset.")
+    row.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", persist_state="session",
+                  help="|e|, e², or ln of the weighted |e| sum.")  # fmt: skip
+    st.toggle("Normalise by obj₀", key=f"{key}.normalize", persist_state="session",
+              help="Divide by obj₀, the objective at the state at reset.")  # fmt: skip
     st.caption("Weights of each beam parameter's error (0 leaves it out)")
     # Four in a row where they fit; two and two in a projector's narrow column, not four stubs.
     weights = column_grid(f"{key.replace('.', '-')}-weights", WEIGHT_MIN_REM, items=len(BEAM_PARAMETER_NAMES))
     for name in BEAM_PARAMETER_NAMES:
-        weights.slider(BEAM_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}", width=cell_width(WEIGHT_MIN_REM))
+        weights.slider(BEAM_LABELS[name], 0.0, 5.0, step=0.25, key=f"{key}.w_{name}", persist_state="session",
+                       width=cell_width(WEIGHT_MIN_REM))  # fmt: skip
     c1, c2 = st.columns(2)
-    c1.slider("Sum of pixels weight", 0.0, 5.0, step=0.25, key=f"{key}.pixel_weight",
+    c1.slider("Sum of pixels weight", 0.0, 5.0, step=0.25, key=f"{key}.pixel_weight", persist_state="session",
               help="Adds -w × (sum of the screen's pixels) = -w × fraction of the beam on the screen.")  # fmt: skip
-    c2.number_input("Time reward per step", -10.0, 10.0, step=0.1, key=f"{key}.time_reward")
-    c1.number_input("Penalty while off screen", -MAX_WEIGHT, 0.0, step=0.5, key=f"{key}.off_screen_penalty")
-    c2.number_input("Bonus within thresholds", 0.0, MAX_WEIGHT, step=0.5, key=f"{key}.success_bonus",
+    # value=0: an emptied field means "none", not the field's minimum (-10 per step).
+    c2.number_input("Time reward per step", -10.0, 10.0, value=0.0, step=0.1, key=f"{key}.time_reward",
+                    persist_state="session")  # fmt: skip
+    c1.number_input("Penalty while off screen", -MAX_WEIGHT, 0.0, value=0.0, step=0.5, key=f"{key}.off_screen_penalty",
+                    persist_state="session")  # fmt: skip
+    c2.number_input("Bonus within thresholds", 0.0, MAX_WEIGHT, value=0.0, step=0.5, key=f"{key}.success_bonus",
+                    persist_state="session",
                     help="Needs success thresholds in the training config.")  # fmt: skip
     try:
         spec = RewardSpec(
@@ -200,7 +208,9 @@ def training_config_for(spec: RewardSpec) -> RunConfig:
 
 def magnet_picker(label: str, key: str, default: int) -> int:
     """A select box over ``[Q1, Q2, CV, Q3, CH]``; returns the index."""
-    return st.selectbox(label, range(5), index=default, format_func=lambda i: MAGNET_LABELS[i], key=key)
+    return st.selectbox(
+        label, range(5), index=default, format_func=lambda i: MAGNET_LABELS[i], key=key, persist_state="session"
+    )
 
 
 def playground_reward_state(simulator: BeamlineSimulator) -> RewardState:

@@ -205,6 +205,7 @@ def magnet_sliders(prefix: str, normalised: bool = False, *, disabled: bool = Fa
                 step=step,
                 format=fmt,
                 key=key,
+                persist_state="session",
                 disabled=disabled,
                 help=f"{label}: {kind}, limit ±{limits[i]:g} {MAGNET_DISPLAY_UNITS[i]}",
             )
@@ -231,7 +232,14 @@ def target_sliders(prefix: str, default: Sequence[float]) -> np.ndarray:
         key = f"{prefix}.target.{name}"
         st.session_state.setdefault(key, float(np.clip(value * MM, low, high)))
         values.append(
-            st.slider(f"{BEAM_LABELS[name]} (mm)", min_value=float(low), max_value=float(high), step=0.01, key=key)
+            st.slider(
+                f"{BEAM_LABELS[name]} (mm)",
+                min_value=float(low),
+                max_value=float(high),
+                step=0.01,
+                key=key,
+                persist_state="session",
+            )
         )
     return np.array(values) / MM
 
