@@ -17,6 +17,7 @@ from envlib.runs import MODEL_FILE, read_progress
 from ui.common import job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
+    COLORS,
     FIELDS,
     LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
@@ -25,6 +26,7 @@ from ui.train import (
     history_figures,
     parse_upload,
     presets,
+    run_colors,
     to_widget,
 )
 
@@ -443,3 +445,22 @@ def test_a_single_evaluation_is_drawn_as_points_on_a_timesteps_axis_from_zero():
     assert all("markers" in trace.mode for trace in mae.data), "a line through one point is invisible"
     # Plotly zoomed onto the lone point (ticks 19.999k, 19.9995k, ...); from 0 with ticks like 20k.
     assert (mae.layout.xaxis.rangemode, mae.layout.xaxis.tickformat) == ("tozero", "~s")
+
+
+def test_a_run_keeps_its_colour_as_new_jobs_are_added_in_front_of_it():
+    kept: dict[str, str] = {}
+    chosen: list[str] = []
+    for new in ("first-run", "second-run", "third-run", "fourth-run"):
+        chosen = [new, *chosen]  # as the page does with a launched job
+        colors = run_colors(chosen, kept)
+        assert {run: colors[run] for run in kept} == kept, "no run changed colour"
+        assert len(set(colors.values())) == len(chosen), "every run has a colour of its own"
+        kept.update(colors)
+
+
+def test_eight_runs_all_get_different_colours_and_history_figures_use_them():
+    chosen = [f"run-{i}" for i in range(len(COLORS))]
+    colors = run_colors(chosen, {})
+    assert sorted(colors.values()) == sorted(COLORS)
+    figures = history_figures([("a", *history_of([1000]))], "timesteps", 1, colors=[colors["run-3"]])
+    assert {trace.line.color for fig in figures for trace in fig.data if trace.mode != "markers"} == {colors["run-3"]}

@@ -22,7 +22,8 @@ import re
 import secrets
 import time
 import typing
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -585,23 +586,53 @@ def plotly_text(name: str) -> str:
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+def run_colors(chosen: Sequence[str], kept: Mapping[str, str]) -> dict[str, str]:
+    """run id -> Plotly colour of each chosen run, so "the blue curve" keeps meaning one run.
+
+    By the run, not its place in the choice (a new job goes first, and by place the same run
+    went blue, red, green as jobs were added). A run keeps the colour it had (``kept``) unless
+    another chosen run kept it first; a new one takes the colour its id hashes to (the same in
+    every session) or the next free one, so up to ``len(COLORS)`` runs all differ.
+
+    :param chosen: run ids in the order of the selection.
+    :param kept: colours the runs had before, by run id.
+    """
+    colors: dict[str, str] = {}
+    for run_id in chosen:
+        if kept.get(run_id) in COLORS and kept[run_id] not in colors.values():
+            colors[run_id] = kept[run_id]
+    for run_id in chosen:
+        if run_id in colors:
+            continue
+        slot = zlib.crc32(run_id.encode()) % len(COLORS)
+        while COLORS[slot] in colors.values() and len(colors) < len(COLORS):
+            slot = (slot + 1) % len(COLORS)
+        colors[run_id] = COLORS[slot]
+    return {run_id: colors[run_id] for run_id in chosen}
+
+
 def history_figures(
-    runs: list[tuple[str, pd.DataFrame, pd.DataFrame]], x: Literal["timesteps", "time_s"], window: int
+    runs: list[tuple[str, pd.DataFrame, pd.DataFrame]],
+    x: Literal["timesteps", "time_s"],
+    window: int,
+    colors: Sequence[str] | None = None,
 ) -> tuple[go.Figure, go.Figure, go.Figure]:
     """Episode return, episode length (raw and smoothed) and evaluation MAE of several runs.
 
     :param runs: ``(name, episodes, evaluations)`` per run (:mod:`envlib.runs` columns).
     :param x: ``timesteps`` or ``time_s`` (wall time since the start, s) for the episode plots.
     :param window: episodes in the trailing mean of the smoothed curves.
+    :param colors: Plotly colour of each run (:func:`run_colors`); default :data:`COLORS` in order.
     :return: three figures; evaluations are always against timesteps.
     """
     # Traces as plain dicts, each figure built in one call: Plotly validates once, not per update.
     x_title = "timesteps" if x == "timesteps" else "wall time (s)"
+    colors = colors or [COLORS[i % len(COLORS)] for i in range(len(runs))]
     figures = []
     for column, title in (("return", "Episode return"), ("length", "Episode length (steps)")):
         data = []
         for i, (name, episodes, _) in enumerate(runs):
-            color, label = COLORS[i % len(COLORS)], plotly_text(name)
+            color, label = colors[i], plotly_text(name)
             xs, ys = episodes[x].to_numpy(), episodes[column].to_numpy()
             keep = thinned(len(xs))
             data.append({"type": "scatter", "x": xs[keep], "y": ys[keep], "mode": "markers", "name": f"{label} (raw)",
@@ -613,7 +644,7 @@ def history_figures(
         figures.append(go.Figure(data=data, layout=_layout(title, x_title, legend_rows=len(runs), **extra)))
     data = []
     for i, (name, _, evaluations) in enumerate(runs):
-        color, label = COLORS[i % len(COLORS)], plotly_text(name)
+        color, label = colors[i], plotly_text(name)
         steps = evaluations["timesteps"].to_numpy()
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_focus"].to_numpy() * 1e6,
                      "mode": "lines+markers", "line": {"color": color}, "name": f"{label}: focus",
@@ -651,21 +682,24 @@ def _layout(title: str, x_title: str, legend_rows: int, **extra: Any) -> dict[st
 
 @lru_cache(maxsize=64)
 def _cached_figures(
-    runs: tuple[tuple[str, str, tuple[int, int], tuple[int, int]], ...], x: str, window: int
+    runs: tuple[tuple[str, str, str, tuple[int, int], tuple[int, int]], ...], x: str, window: int
 ) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """:func:`history_figures` of runs given as ``(name, run_dir, episodes stamp, evaluations stamp)``.
+    """:func:`history_figures` of runs given as ``(name, colour, run_dir, episodes stamp, evaluations stamp)``.
 
     The stamps (mtime, size) are part of the key, so a finished run's figures are built once
     and shared by every session; st.plotly_chart only reads them.
     """
-    return history_figures([(name, *read_history(Path(run_dir))) for name, run_dir, _, _ in runs], x, window)
+    data = [(name, *read_history(Path(run_dir))) for name, _, run_dir, _, _ in runs]
+    return history_figures(data, x, window, colors=[color for _, color, *_ in runs])
 
 
-def run_figures(sources: list[RunSource], x: str, window: int) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """The history figures of ``sources``, rebuilt only when one of their CSV files changed."""
+def run_figures(
+    sources: list[RunSource], colors: Sequence[str], x: str, window: int
+) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """The history figures of ``sources`` in ``colors``, rebuilt only when one of their CSV files changed."""
     key = tuple(
-        (s.name, str(s.run_dir), _stamp(s.run_dir / "episodes.csv"), _stamp(s.run_dir / "evaluations.csv"))
-        for s in sources
+        (s.name, color, str(s.run_dir), _stamp(s.run_dir / "episodes.csv"), _stamp(s.run_dir / "evaluations.csv"))
+        for s, color in zip(sources, colors, strict=True)
     )
     return _cached_figures(key, x, window)
 
@@ -848,7 +882,10 @@ def history_body(manager: JobManager) -> None:
     x = c1.radio("x axis", ("timesteps", "time_s"), format_func={"timesteps": "timesteps", "time_s": "wall time"}.get,
                  horizontal=True, key=P + "x", persist_state="session")  # fmt: skip
     window = c2.slider("Smoothing (episodes)", 1, 500, 50, key=P + "window", persist_state="session")
-    readable = []
+    kept = st.session_state.setdefault(P + "colors", {})  # run id -> colour, for this session
+    colors = run_colors(chosen, kept)
+    kept.update(colors)
+    readable, readable_colors = [], []
     for run_id in chosen:
         source = sources[run_id]
         _progress_line(source)
@@ -858,10 +895,11 @@ def history_body(manager: JobManager) -> None:
             st.warning(f"{source.name}: {exc.problem}")
             continue
         readable.append(source)
+        readable_colors.append(colors[run_id])
     if readable:
         # A wrapping row: three charts side by side where they fit, fewer per row where not.
         row = st.container(horizontal=True)
-        for i, fig in enumerate(run_figures(readable, x, window)):
+        for i, fig in enumerate(run_figures(readable, readable_colors, x, window)):
             row.plotly_chart(fig, key=f"{P}fig{i}")
 
 
