@@ -18,6 +18,7 @@ from ui.common import job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
     COLORS,
+    CUSTOM_PRESET,
     FIELDS,
     LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
@@ -83,6 +84,11 @@ def shows(at: AppTest, key: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def uploader(at: AppTest):
+    (widget,) = at.file_uploader  # its key changes when a preset clears it
+    return widget
 
 
 def table(at: AppTest) -> list[dict]:
@@ -190,6 +196,22 @@ def test_a_config_handed_over_by_the_reward_designer_fills_the_form(manager):
     assert red_messages(at) == [] and TRAIN_PREFILL_KEY not in at.session_state
 
 
+def test_after_an_upload_or_an_edit_choosing_the_tutorial_preset_again_loads_it(manager):
+    at = page()
+    preset_box = lambda: at.selectbox(key="train.preset")  # noqa: E731
+    assert preset_box().value == "Tutorial, Part IV"
+    uploader(at).set_value(("mine.yaml", b"train: {n_envs: 20, batch_size: 100}\n", "application/x-yaml")).run()
+    assert field(at, "train.n_envs").value == 20 and preset_box().value == CUSTOM_PRESET
+    preset_box().set_value("Tutorial, Part IV").run()
+    assert field(at, "train.n_envs").value == 40, "the tutorial's config is back"
+    assert preset_box().value == "Tutorial, Part IV" and uploader(at).value is None, "the old file is no longer shown"
+
+    field(at, "train.gamma").set_value(0.95).run()
+    assert preset_box().value == CUSTOM_PRESET
+    preset_box().set_value("Tutorial, Part IV").run()
+    assert field(at, "train.gamma").value == 0.99
+
+
 def test_an_invalid_value_is_shown_next_to_its_field_and_nothing_is_launched(manager):
     at = page()
     field(at, "train.batch_size").set_value(5000)
@@ -215,7 +237,7 @@ def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager, tmp_p
     at = page()
     flat = {"run_name": "Flat Tutorial", "n_envs": 20, "reward_mode": "objective_improvement", "time_reward": -1.0,
             "abort_if_off_screen": True, "rescale_action": [-1, 1], "net_arch": [32]}  # fmt: skip
-    at.file_uploader(key="train.upload").set_value(("cfg.yaml", yaml.safe_dump(flat).encode(), "application/x-yaml"))
+    uploader(at).set_value(("cfg.yaml", yaml.safe_dump(flat).encode(), "application/x-yaml"))
     at.run()
     assert not at.error
     assert field(at, "train.n_envs").value == 20 and field(at, "env.reward_mode").value == "objective_improvement"
@@ -223,7 +245,7 @@ def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager, tmp_p
 
     witness = tmp_path / "pwned"
     evil = f"train: !!python/object/apply:os.system ['touch {witness}']\n".encode()
-    at.file_uploader(key="train.upload").set_value(("evil.yaml", evil, "application/x-yaml"))
+    uploader(at).set_value(("evil.yaml", evil, "application/x-yaml"))
     at.run()
     assert any("evil.yaml was not loaded" in e.value for e in at.error)
     assert field(at, "train.n_envs").value == 20, "a refused upload leaves the form as it was"
@@ -233,7 +255,7 @@ def test_uploaded_yaml_fills_the_form_and_a_python_tag_is_refused(manager, tmp_p
 def test_an_uploaded_config_with_3e_4_fills_the_form(manager):
     at = page()
     upload = b"train:\n  learning_rate: 3e-4\n  total_timesteps: 1E5\n"
-    at.file_uploader(key="train.upload").set_value(("sci.yaml", upload, "application/x-yaml")).run()
+    uploader(at).set_value(("sci.yaml", upload, "application/x-yaml")).run()
     assert not at.error
     assert field(at, "train.learning_rate").value == 3e-4 and field(at, "train.total_timesteps").value == 100_000
 

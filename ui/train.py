@@ -53,6 +53,9 @@ MAX_UPLOAD_BYTES = 64 * 1024
 #: Raw episode points drawn per run; longer histories are thinned (the smoothed curve uses all).
 MAX_PLOT_POINTS = 1500
 TUTORIAL_PRESET = "Tutorial, Part IV"
+#: The preset box's entry for a form that is no preset (edited, uploaded, handed over), so
+#: choosing the preset it showed before is a change again and loads it.
+CUSTOM_PRESET = "Custom (edited or uploaded)"
 
 FieldKind = Literal["select", "bool", "int", "float", "optional_int", "optional_float", "int_list", "range", "text"]
 
@@ -296,11 +299,12 @@ def presets() -> dict[str, dict[str, Any]]:
     return found
 
 
-def load_into_form(data: Mapping[str, Any], max_timesteps: int | None = None) -> None:
+def load_into_form(data: Mapping[str, Any], max_timesteps: int | None = None, preset: str = CUSTOM_PRESET) -> None:
     """Make ``data`` (valid plain config data) the form's base and fill every field from it.
 
     :param max_timesteps: the server's cap; a longer ``total_timesteps`` (e.g. a shipped
         agent trained for millions of steps) is lowered to it, with a note above the form.
+    :param preset: what the preset box shows from now on: the preset's name, or :data:`CUSTOM_PRESET`.
     """
     full = RunConfig.from_dict(dict(data)).to_dict()
     st.session_state[P + "note"] = None
@@ -313,6 +317,24 @@ def load_into_form(data: Mapping[str, Any], max_timesteps: int | None = None) ->
     st.session_state[P + "base"] = full
     for field in FIELDS:
         st.session_state[field.widget_key] = to_widget(field, _get(full, field.key))
+    st.session_state[P + "preset"] = preset
+    st.session_state[P + "loaded"] = _form_values()  # an edit away from these makes the form custom
+
+
+def _form_values() -> dict[str, Any]:
+    """The form's widget values by config key."""
+    return {f.key: st.session_state.get(f.widget_key) for f in FIELDS}
+
+
+def _mark_edits() -> None:
+    """Switch the preset box to :data:`CUSTOM_PRESET` once the form no longer holds the preset it shows."""
+    if st.session_state.get(P + "preset") != CUSTOM_PRESET and _form_values() != st.session_state.get(P + "loaded"):
+        st.session_state[P + "preset"] = CUSTOM_PRESET
+
+
+def _upload_key() -> str:
+    """The uploader's key; a new one (after a preset is chosen) shows an empty uploader, not the old file."""
+    return f"{P}upload{st.session_state.get(P + 'uploads', 0)}"
 
 
 def parse_upload(name: str, payload: bytes) -> RunConfig:
@@ -328,12 +350,15 @@ def parse_upload(name: str, payload: bytes) -> RunConfig:
 
 def _on_preset(max_timesteps: int) -> None:
     name = st.session_state[P + "preset"]
+    if name == CUSTOM_PRESET:
+        return  # the form as it is
     st.session_state[P + "upload_error"] = None
-    load_into_form(presets()[name], max_timesteps)
+    st.session_state[P + "uploads"] = st.session_state.get(P + "uploads", 0) + 1
+    load_into_form(presets()[name], max_timesteps, preset=name)
 
 
 def _on_upload(max_timesteps: int) -> None:
-    uploaded = st.session_state.get(P + "upload")
+    uploaded = st.session_state.get(_upload_key())
     st.session_state[P + "upload_error"] = None
     if uploaded is None:
         return
@@ -428,13 +453,16 @@ def _ensure_form(max_timesteps: int) -> None:
     prefill = st.session_state.pop(PREFILL_KEY, None)
     if prefill is not None:
         try:
-            load_into_form(prefill, max_timesteps)
+            load_into_form(prefill, max_timesteps)  # a custom config
             st.session_state[P + "upload_error"] = None
             return
         except ConfigError as exc:
             st.session_state[P + "upload_error"] = f"The config handed over was not loaded — {exc}"
     if P + "base" not in st.session_state or any(f.widget_key not in st.session_state for f in FIELDS):
-        load_into_form(st.session_state.get(P + "base") or presets()[TUTORIAL_PRESET], max_timesteps)
+        base = st.session_state.get(P + "base")
+        preset = st.session_state.get(P + "preset", TUTORIAL_PRESET) if base else TUTORIAL_PRESET
+        load_into_form(base or presets()[TUTORIAL_PRESET], max_timesteps, preset)
+    _mark_edits()
 
 
 def rollout_summary(config: RunConfig) -> str:
@@ -457,14 +485,14 @@ def config_form(manager: JobManager, owner: str) -> None:
     """The config form with presets, upload/download and Launch (reruns only itself on edits)."""
     cap = manager.limits.max_total_timesteps
     _ensure_form(cap)
-    names = list(presets())
+    names = [*presets(), CUSTOM_PRESET]
     c1, c2 = st.columns([2, 3])
     c1.selectbox(
-        "Start from a preset", names, key=P + "preset", on_change=_on_preset, args=(cap,),
+        "Start from a preset", names, key=P + "preset", on_change=_on_preset, args=(cap,), persist_state="session",
         help="The tutorial's training config, or the config of a shipped agent.",
     )  # fmt: skip
     c2.file_uploader(
-        "…or upload a config (YAML)", type=["yaml", "yml"], key=P + "upload", on_change=_on_upload, args=(cap,),
+        "…or upload a config (YAML)", type=["yaml", "yml"], key=_upload_key(), on_change=_on_upload, args=(cap,),
         max_upload_size=1, help="A file downloaded here, or the tutorial's flat config dict as YAML.",
     )  # fmt: skip
     if st.session_state.get(P + "upload_error"):
@@ -475,7 +503,7 @@ def config_form(manager: JobManager, owner: str) -> None:
     if description:
         st.info(description)
 
-    values = {f.key: st.session_state.get(f.widget_key) for f in FIELDS}
+    values = _form_values()
     data, errors = config_data(st.session_state[P + "base"], values)
     config, config_errors = validate(data, manager)  # a field that could not be read keeps its old value here
     for key, message in config_errors.items():
