@@ -80,7 +80,7 @@ def test_page_loads_with_magnets_target_screen_and_rewards(app):
     assert [s.label for s in app.main.slider] == ["Q1 (1/m²)", "Q2 (1/m²)", "CV (mrad)", "Q3 (1/m²)", "CH (mrad)"]
     q1, cv = app.slider(key="pg.magnet.Q1"), app.slider(key="pg.magnet.CV")
     assert (q1.min, q1.max) == (-72.0, 72.0)
-    assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3)
+    assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3, abs=0.01)  # on the 0.01 mrad grid
     assert len(app.get("plotly_chart")) == 3  # the screen and the two history plots
     # At load the sliders are where the episode was reset: obj_j = obj_0, and the beam is on the screen.
     assert shown_reward(app, "negative_objective") == -1.0
@@ -160,6 +160,16 @@ def test_direct_mode_steps_onto_the_sliders(app):
     assert app.session_state["pg.session"].magnets[0] == pytest.approx(30.0)
 
 
+def test_corrector_sliders_reach_zero_and_stop_at_the_limit(app):
+    cv = app.slider(key="pg.magnet.CV")
+    assert (cv.min, cv.max, cv.step) == (-6.18, 6.18, 0.01)  # 0 is min + 618 steps, on the slider's grid
+    app.radio(key="pg.action_mode").set_value("direct").run()
+    set_magnets(app, CV=6.18)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert app.session_state["pg.session"].magnets[2] == MAGNET_LIMITS[2]  # 6.1782 mrad, not beyond
+
+
 def test_reset_puts_the_magnets_back_to_zero(app):
     set_magnets(app, Q1=5.0, CH=1.0)
     [step] = [b for b in app.button if b.label == "Step"]
@@ -183,6 +193,20 @@ def test_play_runs_the_tutorials_corrector_sweep(app, monkeypatch):
     np.testing.assert_allclose(cv, (-0.5 + np.arange(DEMO_STEPS) / DEMO_STEPS) * MAGNET_LIMITS[2], rtol=1e-9)
     assert app.slider(key="pg.magnet.CV").value == pytest.approx(0.4 * MAGNET_LIMITS[2] * 1e3, abs=0.01)
     assert "pg.demo" not in app.session_state
+
+
+def test_play_from_delta_mode_switches_to_direct_mode_as_in_the_tutorial(app, monkeypatch):
+    monkeypatch.setattr(ui.playground, "DEMO_DELAY_S", 0.0)
+    assert app.radio(key="pg.action_mode").value == "delta"
+    [play] = [b for b in app.button if b.label == "Play demo"]
+    play.click().run()
+    assert not app.exception
+    assert app.radio(key="pg.action_mode").value == "direct"
+    session = app.session_state["pg.session"]
+    assert session.config.action_mode == "direct" and len(session.history) == 1 + DEMO_STEPS
+    # Not capped at 10 % per step: Q3 is at 0.3 of its limit from the first step on.
+    np.testing.assert_allclose([row["Q3"] for row in session.history[1:]], 0.3 * MAGNET_LIMITS[3], rtol=1e-9)
+    assert "New setup" not in " ".join(t.value for t in app.toast)
 
 
 def test_clear_history_and_csv_download(app, monkeypatch):

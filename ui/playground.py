@@ -8,6 +8,7 @@ table and one Markdown readout), not the page.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ K_NORMALISED = "pg.normalised"
 K_DEMO = "pg.demo"
 K_BEAM_SEED = "pg.beam_seed"
 K_RANDOM_BEAM = "pg.random_beam"
+K_ACTION_MODE = "pg.action_mode"
 #: Seconds each frame of the demo stays on the screen.
 DEMO_DELAY_S = 0.4
 SEED_MAX = 2**31 - 1
@@ -114,7 +116,7 @@ def _setup_sidebar() -> EnvConfig:
             "Step mode (action_mode)",
             ["delta", "direct"],
             horizontal=True,
-            key="pg.action_mode",
+            key=K_ACTION_MODE,
             persist_state="session",
             help="direct: a step sets the magnets to the sliders. delta: a step moves each magnet towards "
             "the sliders by at most 10 % of its limit (±7.2 1/m², ±0.618 mrad).",
@@ -204,7 +206,13 @@ def _on_reset() -> None:
 
 
 def _on_play() -> None:
-    st.session_state[K_SESSION].reset()
+    session = st.session_state[K_SESSION]
+    if session.config.action_mode != "direct":
+        # The tutorial's demo sets the magnets; in delta mode each step would stop at 10 % of the way.
+        st.session_state[K_ACTION_MODE] = "direct"
+        session.reconfigure(dataclasses.replace(session.config, action_mode="direct"))
+        st.toast("Play demo runs in direct mode, as in the tutorial: each step sets the magnets.")
+    session.reset()
     st.session_state[K_DEMO] = 0
 
 
@@ -258,8 +266,8 @@ def _toolbar(session: PlaygroundSession, playing: bool) -> None:
         "Play demo",
         on_click=_on_play,
         disabled=playing,
-        help="The tutorial's demo: reset, then sweep the vertical corrector CV over 10 steps "
-        "(Q1, Q2, Q3 at 0.2, −0.2, 0.3 of their limits).",
+        help="The tutorial's demo, in direct mode as there: reset, then sweep the vertical corrector CV "
+        "over 10 steps (Q1, Q2, Q3 at 0.2, −0.2, 0.3 of their limits).",
     )
     row.toggle(
         "As the agent sees them",

@@ -164,10 +164,17 @@ def magnets_to_display(magnets: Sequence[float], normalised: bool) -> np.ndarray
 
 
 def magnets_from_display(values: Sequence[float], normalised: bool) -> np.ndarray:
-    """Slider values back to SI settings (1/m^2, rad), shape (5,)."""
+    """Slider values back to SI settings (1/m^2, rad) within the magnets' limits, shape (5,)."""
     if normalised:
         return physical_magnets(values)
-    return np.asarray(values, dtype=np.float64) / MAGNET_DISPLAY_SCALE
+    return np.clip(np.asarray(values, dtype=np.float64) / MAGNET_DISPLAY_SCALE, -MAGNET_LIMITS, MAGNET_LIMITS)
+
+
+def slider_limit(limit: float, step: float) -> float:
+    """The end of a symmetric slider for ``±limit``: the limit rounded up to a whole number
+    of steps, so that 0 and the ends are on the slider's grid (which starts at its minimum).
+    The corrector's 6.1782 mrad gives 6.18; :func:`magnets_from_display` clips it back."""
+    return round(np.ceil(limit / step - 1e-9) * step, 10)
 
 
 def set_magnet_sliders(prefix: str, magnets: Sequence[float], normalised: bool) -> None:
@@ -194,7 +201,9 @@ def magnet_sliders(prefix: str, normalised: bool = False, *, disabled: bool = Fa
         if normalised:
             low, high, step, fmt, unit = -1.0, 1.0, NORMALISED_STEP, "%+.2f", "normalised"
         else:
-            low, high, step = -float(limits[i]), float(limits[i]), MAGNET_DISPLAY_STEPS[i]
+            step = MAGNET_DISPLAY_STEPS[i]
+            high = slider_limit(float(limits[i]), step)
+            low = -high
             fmt, unit = ("%+.1f" if step >= 0.1 else "%+.2f"), MAGNET_DISPLAY_UNITS[i]
         kind = "quadrupole k1" if i in (0, 1, 3) else "corrector angle"
         values.append(
