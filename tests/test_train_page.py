@@ -260,6 +260,13 @@ def test_an_uploaded_config_with_3e_4_fills_the_form(manager):
     assert field(at, "train.learning_rate").value == 3e-4 and field(at, "train.total_timesteps").value == 100_000
 
 
+def test_the_uploader_says_the_size_limit_in_the_unit_of_the_refusal(manager):
+    at = page()
+    assert "at most 64 KB" in uploader(at).proto.help
+    uploader(at).set_value(("big.yaml", b"#" * 120_000, "application/x-yaml")).run()
+    assert any("big.yaml is 117 KB; a config is at most 64 KB" in e.value for e in at.error)
+
+
 def test_parse_upload_takes_safe_yaml_only_and_caps_the_size():
     with pytest.raises(ConfigError, match="not valid YAML") as refused:
         parse_upload("x.yaml", b"a: !!python/name:os.system\n")
@@ -267,7 +274,8 @@ def test_parse_upload_takes_safe_yaml_only_and_caps_the_size():
     with pytest.raises(ConfigError) as too_big:
         parse_upload("big.yaml", b"#" * 100_000)
     assert too_big.value.key == "config"
-    assert too_big.value.message == f"big.yaml is 100,000 bytes; a config is at most {MAX_UPLOAD_BYTES:,}"
+    assert MAX_UPLOAD_BYTES == 64 * 1024
+    assert too_big.value.message == "big.yaml is 98 KB; a config is at most 64 KB"
     assert parse_upload("ok.yaml", b"train: {n_envs: 3, batch_size: 50}\n").train.n_envs == 3
 
 

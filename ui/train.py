@@ -50,6 +50,8 @@ LIVE_REFRESH_S = 2.0
 HISTORY_REFRESH_S = 6.0
 #: Uploaded configs are small text files.
 MAX_UPLOAD_BYTES = 64 * 1024
+#: The limit as people read it (the uploader itself can only say "1MB per file").
+UPLOAD_LIMIT = f"{MAX_UPLOAD_BYTES // 1024} KB"
 #: Raw episode points drawn per run; longer histories are thinned (the smoothed curve uses all).
 MAX_PLOT_POINTS = 1500
 TUTORIAL_PRESET = "Tutorial, Part IV"
@@ -340,7 +342,7 @@ def _upload_key() -> str:
 def parse_upload(name: str, payload: bytes) -> RunConfig:
     """An uploaded YAML config; :class:`ConfigError` if too big, not text or not valid (safe YAML only)."""
     if len(payload) > MAX_UPLOAD_BYTES:
-        raise ConfigError("config", f"{name} is {len(payload):,} bytes; a config is at most {MAX_UPLOAD_BYTES:,}")
+        raise ConfigError("config", f"{name} is {len(payload) / 1024:,.0f} KB; a config is at most {UPLOAD_LIMIT}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -493,7 +495,8 @@ def config_form(manager: JobManager, owner: str) -> None:
     )  # fmt: skip
     c2.file_uploader(
         "…or upload a config (YAML)", type=["yaml", "yml"], key=_upload_key(), on_change=_on_upload, args=(cap,),
-        max_upload_size=1, help="A file downloaded here, or the tutorial's flat config dict as YAML.",
+        max_upload_size=1,
+        help=f"A file downloaded here, or the tutorial's flat config dict as YAML; at most {UPLOAD_LIMIT}.",
     )  # fmt: skip
     if st.session_state.get(P + "upload_error"):
         st.error(st.session_state[P + "upload_error"])
