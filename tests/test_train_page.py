@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from ui.train import (
     CHART_HEIGHT_PX,
     COLORS,
     CUSTOM_PRESET,
+    DURATION_COLUMN_PX,
     FIELDS,
     LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
     OWNER_TOKEN,
     config_data,
+    duration,
     history_figures,
     parse_upload,
     presets,
@@ -131,6 +134,19 @@ def test_a_reloaded_tab_keeps_its_jobs_through_the_owner_token_in_the_url(manage
     stranger = page()
     assert stranger.query_params["owner"] != token
     assert [row["by"] for row in table(stranger)] == [""] and not shows(stranger, "train.stop")
+
+
+@pytest.mark.parametrize("seconds, text", [(45, "45s"), (288, "4m 48s"), (3900, "1h 05m"), (None, "")])
+def test_durations_are_short_enough_for_the_eta_column(seconds, text):
+    assert duration(seconds) == text
+    assert len(text) * 8 + 16 <= DURATION_COLUMN_PX  # ~8 px per character at the table's font, plus padding
+
+
+def test_the_eta_and_elapsed_columns_have_a_fixed_width(manager):
+    config = RunConfig.from_dict({"train": {**TINY, "total_timesteps": 400_000, "net_arch": [8]}})
+    manager.submit(config, owner="someone")
+    columns = json.loads(page().dataframe[0].proto.columns)
+    assert columns["ETA"]["width"] == columns["elapsed"]["width"] == DURATION_COLUMN_PX
 
 
 @pytest.mark.parametrize("bad", ["<b>x</b>", "A" * 23, "short", "A" * 21 + "!"])

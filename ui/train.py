@@ -761,11 +761,18 @@ def status_label(job: Job) -> str:
     return f"queued (#{job.position})" if job.status == "queued" else job.status
 
 
-def _duration(seconds: float | None) -> str:
+#: Width of the job table's ETA and elapsed columns, px: "59m 59s" and its header fit.
+DURATION_COLUMN_PX = 80
+
+
+def duration(seconds: float | None) -> str:
+    """A duration in seconds as ``45s``, ``4m 48s`` or ``1h 05m``: short, so a table column fits it."""
     if seconds is None:
         return ""
     seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
@@ -785,8 +792,8 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
                     else f"0 / {job.total_timesteps:,}"
                 ),
                 "steps/s": f"{progress.fps:,.0f}" if progress and job.status == "running" else "",
-                "ETA": _duration(progress.eta_s) if progress and job.status == "running" else "",
-                "elapsed": _duration(progress.elapsed_s) if progress else "",
+                "ETA": duration(progress.eta_s) if progress and job.status == "running" else "",
+                "elapsed": duration(progress.elapsed_s) if progress else "",
                 "by": "you" if manager.owns(job, owner) else "",
             }
         )
@@ -874,10 +881,10 @@ def _progress_line(source: RunSource) -> None:
     status = job.status if job else progress.status
     text = (
         f"**{source.name}** — {status}: {progress.timesteps:,} / {progress.total_timesteps:,} steps, "
-        f"{progress.fps:,.0f} steps/s, {_duration(progress.elapsed_s)}"
+        f"{progress.fps:,.0f} steps/s, {duration(progress.elapsed_s)}"
     )
     if status == "running":
-        text += f", ETA {_duration(progress.eta_s) or '?'}"
+        text += f", ETA {duration(progress.eta_s) or '?'}"
     st.progress(min(progress.timesteps / max(progress.total_timesteps, 1), 1.0), text=text)
     if job and job.status in ("failed", "interrupted"):
         st.error(f"{source.name} {job.status}: {job.error}")
@@ -894,7 +901,10 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
             job_table(manager, jobs, owner),
             hide_index=True,
             column_config={
-                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
+                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+                # Fixed widths: a column sized to its first, shorter text cut "4 min 48 s" later on.
+                "ETA": st.column_config.TextColumn("ETA", width=DURATION_COLUMN_PX),
+                "elapsed": st.column_config.TextColumn("elapsed", width=DURATION_COLUMN_PX),
             },
         )  # fmt: skip
         _controls(manager, jobs, owner)
