@@ -189,7 +189,9 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
     zmax = float(z.max())
     zmin = float(np.percentile(z, 30))
     if zmax - zmin < 1e-12:
-        zmin = zmax - 1e-12
+        # Flat: one colour, on a colour bar of readable ticks (a 1e-12 range read -1.0000000000006).
+        pad = 0.01 * max(1.0, abs(zmax))
+        zmin, zmax = zmax - pad, zmax + pad
     bx, by, best = landscape.best
     fig = go.Figure(
         go.Heatmap(
@@ -225,7 +227,8 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
         xaxis=dict(title=x_title, range=_cell_edges(landscape.x_values * x_scale)),
         yaxis=dict(title=y_title, range=_cell_edges(landscape.y_values * y_scale)),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        # Top left: Plotly's mode bar appears over the top right corner.
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0),
     )
     return fig
 
@@ -256,6 +259,7 @@ def cut_figure(
         xaxis_title=title,
         yaxis_title="reward",
         margin=dict(l=10, r=10, t=10, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        # Top left: Plotly's mode bar appears over the top right corner.
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0),
     )
     return fig

@@ -130,3 +130,23 @@ def test_a_landscape_spans_its_grid_and_marks_a_best_point_at_a_limit_whole():
     assert list(fig.layout.yaxis.range) == [-108.0, 108.0]  # cells 72 high
     best = fig.data[2]
     assert (best.x[0], best.y[0]) == (72.0, 72.0) and best.cliponaxis is False
+
+
+def test_a_flat_landscape_is_one_colour_with_readable_colour_bar_ticks():
+    from envlib.landscape import Landscape
+
+    xs, ys = np.linspace(-72, 72, 5), np.linspace(-72, 72, 3)
+    fig = landscape_figure(Landscape(0, 1, xs, ys, -np.ones((3, 5)), current=(0.0, 0.0), current_reward=-1.0))
+    heatmap = fig.data[0]
+    assert (heatmap.zmin, heatmap.zmax) == (-1.01, -0.99)  # -1 in the middle, not at a 1e-12 edge
+
+
+def test_landscape_legends_keep_out_of_the_mode_bars_corner():
+    from envlib.figures import cut_figure
+    from envlib.landscape import Landscape
+
+    xs = np.linspace(-72, 72, 5)
+    land = landscape_figure(Landscape(0, 1, xs, xs, np.zeros((5, 5)), current=(0.0, 0.0), current_reward=0.0))
+    cut = cut_figure(0, xs, {"Reward A": np.zeros(5), "Reward B": np.ones(5)}, 0.0)
+    for fig in (land, cut):
+        assert (fig.layout.legend.xanchor, fig.layout.legend.x) == ("left", 0.0)

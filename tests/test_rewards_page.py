@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 
 import numpy as np
 import pytest
@@ -139,3 +140,13 @@ def test_value_follows_the_playground_sliders():
     assert metric_values(at)[0] == pytest.approx(expected, abs=1e-4)
     assert expected != pytest.approx(-1.0, abs=1e-3)  # the slider moved the beam
     assert "Playground's state" in " ".join(c.value for c in at.caption)
+
+
+def test_the_best_point_is_given_in_the_axes_units(page):
+    page.selectbox(key="rd.x").set_value(2).run()  # CV along x, in mrad on the axis
+    page.selectbox(key="rd.y").set_value(4).run()  # CH along y
+    assert not page.exception
+    captions = [c.value for c in page.caption if c.value.startswith("Best point")]
+    assert len(captions) == 2
+    for caption in captions:
+        assert re.match(r"Best point: CV = [+-]?\d+(\.\d+)? mrad, CH = [+-]?\d+(\.\d+)? mrad ", caption), caption

@@ -15,7 +15,14 @@ from envlib.figures import cut_figure, landscape_figure
 from envlib.landscape import GridBeams, Landscape, cut_grid, landscape_grid, landscape_of, reward_parts_at
 from envlib.reward_spec import MAX_WEIGHT, OBJECTIVE_FORMS, REWARD_KINDS, RewardSpec, RewardSpecError, preset
 from envlib.task import EpisodeStart
-from ui.widgets import BEAM_LABELS, cell_width, column_grid, formula_lines
+from ui.widgets import (
+    BEAM_LABELS,
+    MAGNET_DISPLAY_SCALE,
+    MAGNET_DISPLAY_UNITS,
+    cell_width,
+    column_grid,
+    formula_lines,
+)
 
 #: Session-state key the Train page reads a config to prefill from.
 TRAIN_PREFILL_KEY = "train.prefill"
@@ -179,7 +186,13 @@ def show_landscape(land: Landscape, title: str) -> None:
         verdict = "⚠️ **Best at a magnet limit**: this reward pays for extreme settings, not for a good beam."
     else:
         verdict = f"Spread over the grid: {land.spread:.3g}."
-    st.caption(f"Best point: {land.x_label} = {bx:.3g}, {land.y_label} = {by:.3g} (reward {best:.4g}). {verdict}")
+    best_x, best_y = (_magnet_setting(i, v) for i, v in ((land.x_index, bx), (land.y_index, by)))
+    st.caption(f"Best point: {land.x_label} = {best_x}, {land.y_label} = {best_y} (reward {best:.4g}). {verdict}")
+
+
+def _magnet_setting(index: int, value: float) -> str:
+    """A magnet's setting (SI) in the sliders' and the axes' units, e.g. ``-6.18 mrad``."""
+    return f"{value * MAGNET_DISPLAY_SCALE[index]:.3g} {MAGNET_DISPLAY_UNITS[index]}"
 
 
 def show_cut(specs: dict[str, RewardSpec], state: RewardState, index: int) -> None:
