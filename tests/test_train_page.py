@@ -322,6 +322,25 @@ def test_switching_reward_mode_away_from_custom_drops_the_spec():
     assert "reward" not in data["env"] and RunConfig.from_dict(data).env.reward_mode == "sum_of_pixels"
 
 
+def test_after_a_launch_your_job_is_the_new_one_and_stop_works_on_it(manager):
+    at = set_tiny(page(), total_timesteps=400_000, name="Old")
+    at.button(key="train.launch").click().run()
+    (old,) = manager.list()
+    manager.stop(old.job_id, at.query_params["owner"])
+    wait_until = time.monotonic() + 60
+    while manager.status(old.job_id).active and time.monotonic() < wait_until:
+        time.sleep(0.2)
+    at.run()
+    assert at.selectbox(key="train.control").value == old.job_id
+
+    field(at, "display_name").set_value("New")
+    at.run()
+    at.button(key="train.launch").click().run()
+    new = next(j for j in manager.list() if j.display_name == "New")
+    assert at.selectbox(key="train.control").value == new.job_id
+    assert not at.button(key="train.stop").proto.disabled
+
+
 @pytest.mark.slow
 def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_it(manager):
     owner = set_tiny(page(), total_timesteps=500_000, name="Page Run")

@@ -550,6 +550,7 @@ def config_form(manager: JobManager, owner: str) -> None:
             st.error(f"Not launched: {exc}")
             return
         st.session_state[P + "show_next"] = job.job_id
+        st.session_state[P + "control"] = job.job_id  # Stop acts on the job just launched, not an older one
         st.rerun()
 
 
