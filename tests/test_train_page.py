@@ -163,6 +163,22 @@ def test_the_owner_token_comes_back_to_the_url_after_a_visit_to_another_page(man
     assert at.query_params["owner"] == token
 
 
+def test_a_half_filled_form_and_the_owner_survive_a_visit_to_another_page(manager):
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/train.py").run()
+    token = at.query_params["owner"]
+    field(at, "train.gamma").set_value(0.95)
+    field(at, "display_name").set_value("Half done")
+    at.run()
+    at.switch_page("pages/playground.py").run()
+    at.query_params.clear()  # as the browser's URL after the visit
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert (field(at, "train.gamma").value, field(at, "display_name").value) == (0.95, "Half done")
+    assert at.selectbox(key="train.preset").value == CUSTOM_PRESET
+    assert at.query_params["owner"] == token
+
+
 @pytest.fixture
 def small_cap_manager(tmp_path, monkeypatch):
     """Like ``manager``, with a per-job cap (400k steps) below every shipped agent's budget."""

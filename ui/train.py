@@ -832,7 +832,8 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
     names = {j.job_id: f"{j.display_name} · {j.job_id}" for j in mine}
     row = st.container(horizontal=True, vertical_alignment="bottom")
     job_id = row.selectbox(
-        "Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control"
+        "Your job" if not instructor else "Job", list(names), format_func=names.get, key=P + "control",
+        persist_state="session",
     )
     job = next(j for j in mine if j.job_id == job_id)
     if row.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
@@ -869,7 +870,7 @@ def _plot_selection(sources: dict[str, RunSource]) -> list[str]:
     st.session_state[key] = chosen
     return st.multiselect(
         "Runs to plot (several overlay)", list(sources), format_func=lambda r: sources[r].name, key=key,
-        max_selections=len(COLORS),
+        max_selections=len(COLORS), persist_state="session",
     )  # fmt: skip
 
 
