@@ -1,7 +1,10 @@
 """Reward landscapes: the reward of one step over a grid of two magnets' settings.
 
 A landscape answers "where would one step to this setting put the reward?" for every point
-of a grid, the other magnets held at their current values. It is computed with one
+of a grid, the other magnets held at their current values. The step starts from the
+previous magnets (by default the current ones): with the Playground's sliders moved but not
+applied, that is where the environment is, so the landscape at the sliders' setting is the
+reward the step there would get. It is computed with one
 broadcast Cheetah call (:meth:`BeamlineSimulator.track_grid`) and the reward spec's own
 terms, so it is exactly what the environment would return for that step.
 
@@ -83,7 +86,8 @@ class GridBeams:
     :param on_screen: whether each beam's centre is on the screen, shape (ny, nx).
     :param target: the target beam in m, shape (4,).
     :param reset_beam: the beam at the episode's reset (defines obj_0), shape (4,).
-    :param current_beam: the beam at the current magnets (the previous step), shape (4,).
+    :param previous_beam: the beam where the step starts (the previous objective), shape (4,).
+    :param current_beam: the beam at the current magnets (the grid's ``current`` point), shape (4,).
     :param current: current settings ``(x, y)`` of the two magnets.
     """
 
@@ -96,6 +100,7 @@ class GridBeams:
     on_screen: np.ndarray
     target: np.ndarray
     reset_beam: np.ndarray
+    previous_beam: np.ndarray
     current_beam: np.ndarray
     current: tuple[float, float]
 
@@ -108,21 +113,26 @@ def track_grid_beams(
     x_values: np.ndarray,
     y_index: int,
     y_values: np.ndarray,
+    previous_magnets: Sequence[float] | None = None,
 ) -> GridBeams:
-    """Track one step from ``magnets`` to every point of the grid ``y_values`` x ``x_values``.
+    """Track one step to every point of the grid ``y_values`` x ``x_values``.
 
     One broadcast Cheetah call for the grid (len(y_values) * len(x_values) beams) and one
-    for the reset and current states.
+    for the reset, previous and current states.
 
     :param start: the episode's initial state (target, incoming beam, misalignments and the
         magnets at reset).
     :param magnets: current ``[Q1, Q2, CV, Q3, CH]``; the other three magnets stay here.
+    :param previous_magnets: where the step starts (the previous objective); default ``magnets``.
     """
     magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
+    previous = magnets if previous_magnets is None else np.asarray(previous_magnets, dtype=np.float64).reshape(5)
     xs = np.asarray(x_values, dtype=np.float64).reshape(-1)
     ys = np.asarray(y_values, dtype=np.float64).reshape(-1)
     ref = simulator.track(
-        np.stack([start.magnets, magnets]), np.tile(start.incoming, (2, 1)), np.tile(start.misalignments, (2, 1))
+        np.stack([start.magnets, previous, magnets]),
+        np.tile(start.incoming, (3, 1)),
+        np.tile(start.misalignments, (3, 1)),
     )
     beams = simulator.track_grid(magnets, start.incoming, start.misalignments, x_index, xs, y_index, ys)
     flat = beams.reshape(-1, 4)
@@ -136,7 +146,8 @@ def track_grid_beams(
         on_screen=is_on_screen(flat).reshape(beams.shape[:-1]),
         target=np.asarray(start.target, dtype=np.float64),
         reset_beam=ref[0],
-        current_beam=ref[1],
+        previous_beam=ref[1],
+        current_beam=ref[2],
         current=(float(magnets[x_index]), float(magnets[y_index])),
     )
 
@@ -149,7 +160,7 @@ def landscape_of(spec: RewardSpec, grid: GridBeams, thresholds: Sequence[float |
     """
     th = np.array([np.inf if t is None else t for t in thresholds], dtype=np.float64)
     errors_0 = grid.reset_beam - grid.target
-    previous = grid.current_beam - grid.target
+    previous = grid.previous_beam - grid.target
 
     def rewards(beams: np.ndarray, pixel_sums: np.ndarray, on_screen: np.ndarray) -> np.ndarray:
         errors = beams - grid.target
@@ -189,17 +200,24 @@ def landscape_grid(
     n: int = 100,
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
+    previous_magnets: Sequence[float] | None = None,
 ) -> GridBeams:
     """The beams of an n x n grid over two magnets (default: their full ranges), see :func:`reward_landscape`."""
     _check_points(n)
     x_range = x_range or (-MAGNET_LIMITS[x_index], MAGNET_LIMITS[x_index])
     y_range = y_range or (-MAGNET_LIMITS[y_index], MAGNET_LIMITS[y_index])
     xs, ys = np.linspace(*x_range, n), np.linspace(*y_range, n)
-    return track_grid_beams(start, magnets, simulator, x_index, xs, y_index, ys)
+    return track_grid_beams(start, magnets, simulator, x_index, xs, y_index, ys, previous_magnets)
 
 
 def cut_grid(
-    start: EpisodeStart, magnets: Sequence[float], simulator: BeamlineSimulator, *, index: int = 0, n: int = 400
+    start: EpisodeStart,
+    magnets: Sequence[float],
+    simulator: BeamlineSimulator,
+    *,
+    index: int = 0,
+    n: int = 400,
+    previous_magnets: Sequence[float] | None = None,
 ) -> GridBeams:
     """The beams of a one-dimensional cut: ``index`` sweeps its full range in ``n`` points, the
     other magnets held at ``magnets`` (a 1 x n grid, so ``n`` beams)."""
@@ -207,7 +225,7 @@ def cut_grid(
     other = 1 if index == 0 else 0
     magnets = np.asarray(magnets, dtype=np.float64).reshape(5)
     xs = np.linspace(-MAGNET_LIMITS[index], MAGNET_LIMITS[index], n)
-    return track_grid_beams(start, magnets, simulator, index, xs, other, magnets[other : other + 1])
+    return track_grid_beams(start, magnets, simulator, index, xs, other, magnets[other : other + 1], previous_magnets)
 
 
 def _check_points(n: int) -> None:
@@ -227,14 +245,14 @@ def reward_landscape(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     thresholds: Sequence[float | None] = (None, None, None, None),
+    previous_magnets: Sequence[float] | None = None,
 ) -> Landscape:
-    """The reward of one step from ``magnets`` to every point of an n x n grid.
+    """The reward of one step to every point of an n x n grid.
 
     :param spec: the reward.
     :param start: the episode's initial state (target, incoming beam, misalignments and the
         magnets at reset, which define obj_0).
-    :param magnets: current ``[Q1, Q2, CV, Q3, CH]``; the previous step's objective
-        (for ``objective_improvement``) is the one at this setting.
+    :param magnets: current ``[Q1, Q2, CV, Q3, CH]``; the other magnets stay here.
     :param simulator: Cheetah beamline.
     :param x_index: magnet along x (default Q1).
     :param y_index: magnet along y (default Q2).
@@ -243,10 +261,13 @@ def reward_landscape(
     :param y_range: ``(low, high)`` along y; default the magnet's full range.
     :param thresholds: success thresholds on |mu_x|, |sigma_x|, |mu_y|, |sigma_y| errors in
         m (None: not checked), for the spec's success bonus.
+    :param previous_magnets: where the step starts: the previous objective (for
+        ``objective_improvement``) is the one at this setting; default ``magnets``.
     """
     grid = landscape_grid(
-        start, magnets, simulator, x_index=x_index, y_index=y_index, n=n, x_range=x_range, y_range=y_range
-    )
+        start, magnets, simulator, x_index=x_index, y_index=y_index, n=n, x_range=x_range, y_range=y_range,
+        previous_magnets=previous_magnets,
+    )  # fmt: skip
     return landscape_of(spec, grid, thresholds)
 
 

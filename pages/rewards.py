@@ -43,8 +43,9 @@ with col_b:
 st.divider()
 st.subheader("Landscapes")
 st.caption(
-    "The reward of one step from the current magnets (×) to every grid setting of two magnets, the "
-    "others held; ★ is the best point of the grid. Colours saturate below the 30th percentile."
+    "The reward of one step from the magnets the environment is at to every grid setting of two "
+    "magnets, the others held at the sliders'; × is the sliders' setting (the step the card above "
+    "shows), ★ the best point of the grid. Colours saturate below the 30th percentile."
 )
 c1, c2, c3 = st.columns(3)
 with c1:

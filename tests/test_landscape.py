@@ -6,7 +6,7 @@ import pytest
 from envlib.beamline import MAGNET_LIMITS, BeamlineSimulator
 from envlib.config import DEMO_INCOMING_BEAM, EnvConfig
 from envlib.env import AresEAEnv
-from envlib.landscape import reward_cut, reward_landscape
+from envlib.landscape import reward_cut, reward_landscape, reward_parts_at
 from envlib.reward_spec import preset
 from envlib.task import EpisodeStart
 
@@ -49,6 +49,22 @@ def test_landscape_matches_a_direct_scan_with_the_single_env(simulator, start, m
     np.testing.assert_allclose(land.reward, scan, rtol=1e-9, atol=1e-12)
     best_row, best_col = np.unravel_index(np.argmax(scan), scan.shape)
     assert land.best[:2] == (land.x_values[best_col], land.y_values[best_row])
+
+
+def test_a_step_from_other_magnets_starts_there_and_its_current_point_is_that_steps_reward(simulator, start):
+    previous = np.array([10.0, -10.0, 1e-3, 5.0, -1e-3])  # where the environment is
+    current = np.array([20.0, 5.0, 1e-3, 5.0, -1e-3])  # the sliders, not applied yet
+    spec = preset("objective_improvement")
+    land = reward_landscape(spec, start, current, simulator, x_index=0, y_index=1, n=7, previous_magnets=previous)
+    env = direct_env(simulator, "objective_improvement")
+    q1, q2 = land.x_values[2], land.y_values[5]
+    env.reset(options={"start": start})
+    env.step(previous)
+    _, reward, *_ = env.step(np.array([q1, q2, *current[2:]]))
+    assert land.reward[5, 2] == pytest.approx(reward, rel=1e-9)
+    step_to_sliders = sum(reward_parts_at(spec, start, previous, current, simulator).values())
+    assert land.current_reward == pytest.approx(step_to_sliders, rel=1e-9)
+    assert land.current_reward != pytest.approx(0.0, abs=1e-3)  # from the sliders themselves it would be 0
 
 
 def test_focusing_optimum_is_not_at_the_edge_and_beats_the_start(simulator, start):
@@ -109,7 +125,7 @@ def test_a_cut_tracks_one_beam_per_point_not_a_square_grid(start):
     counting = CountingSimulator()
     values, cut = reward_cut(preset("negative_objective"), start, start.magnets, counting, index=0, n=400)
     assert values.shape == cut.shape == (400,)
-    assert counting.beams <= 400 + 2  # + the reset and current states
+    assert counting.beams <= 400 + 3  # + the reset, previous and current states
 
 
 def test_grid_size_is_bounded(simulator, start):

@@ -142,6 +142,19 @@ def test_value_follows_the_playground_sliders():
     assert "Playground's state" in " ".join(c.value for c in at.caption)
 
 
+def test_the_landscapes_current_point_is_the_step_the_card_shows():
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    at.slider(key="pg.magnet.Q1").set_value(12.0).run()  # moved on the Playground, not applied
+    at.switch_page("pages/rewards.py").run()
+    at.selectbox(key="rd.a.preset").set_value("objective_improvement").run()
+    assert not at.exception
+    [chart] = [c for c in at.get("plotly_chart") if c.key == "land.Reward A"]
+    now = json.loads(chart.proto.spec)["data"][1]["name"]  # the × marker's legend entry
+    card = metric_values(at)[0]
+    assert card != pytest.approx(0.0, abs=1e-3)  # a step from Q1 = 0 to 12 changes obj
+    assert now == f"now: {card:.4g}"
+
+
 def test_the_best_point_is_given_in_the_axes_units(page):
     page.selectbox(key="rd.x").set_value(2).run()  # CV along x, in mrad on the axis
     page.selectbox(key="rd.y").set_value(4).run()  # CH along y

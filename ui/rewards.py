@@ -143,10 +143,11 @@ def show_reward_at(spec: RewardSpec, state: RewardState, simulator: BeamlineSimu
     return total
 
 
-def _state_from_key(state_json: str) -> tuple[EpisodeStart, np.ndarray]:
-    target, incoming, misalignments, start_magnets, _, magnets = (np.array(v) for v in json.loads(state_json))
+def _state_from_key(state_json: str) -> tuple[EpisodeStart, np.ndarray, np.ndarray]:
+    """The episode start, previous magnets and magnets of a :meth:`RewardState.key`."""
+    target, incoming, misalignments, start_magnets, previous, magnets = (np.array(v) for v in json.loads(state_json))
     start = EpisodeStart(target=target, incoming=incoming, misalignments=misalignments, magnets=start_magnets)
-    return start, magnets
+    return start, previous, magnets
 
 
 # The beams are cached, not the rewards: a new weight or form costs no tracking, only numpy.
@@ -154,16 +155,18 @@ def _state_from_key(state_json: str) -> tuple[EpisodeStart, np.ndarray]:
 def _cached_grid(state_json: str, x_index: int, y_index: int, n: int) -> GridBeams:
     from ui.common import shared_simulator
 
-    start, magnets = _state_from_key(state_json)
-    return landscape_grid(start, magnets, shared_simulator(), x_index=x_index, y_index=y_index, n=n)
+    start, previous, magnets = _state_from_key(state_json)
+    return landscape_grid(
+        start, magnets, shared_simulator(), x_index=x_index, y_index=y_index, n=n, previous_magnets=previous
+    )
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
 def _cached_cut_grid(state_json: str, index: int, n: int) -> GridBeams:
     from ui.common import shared_simulator
 
-    start, magnets = _state_from_key(state_json)
-    return cut_grid(start, magnets, shared_simulator(), index=index, n=n)
+    start, previous, magnets = _state_from_key(state_json)
+    return cut_grid(start, magnets, shared_simulator(), index=index, n=n, previous_magnets=previous)
 
 
 def landscape(spec: RewardSpec, state: RewardState, x_index: int, y_index: int, n: int) -> Landscape:
