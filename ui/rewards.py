@@ -89,7 +89,8 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
     st.selectbox(
         "Start from the tutorial's", PRESETS, key=f"{key}.preset", on_change=_load_preset, args=(key,),
         persist_state="session",
-        help="Loads the tutorial reward mode as a spec; then change any term.",
+        help="Loads the tutorial reward mode as a spec, with the tutorial's focusing obj (σx and σy, "
+        "weight 1 each; the Playground's obj may count other terms); then change any term.",
     )  # fmt: skip
     # A wrapping row: in a narrow column the form goes below the kind, whose names stay whole.
     row = st.container(horizontal=True)
