@@ -179,13 +179,10 @@ def chart(at: AppTest, key: str) -> dict:
 
 def colors_shown(at: AppTest) -> dict[str, set[str]]:
     """Every colour each agent is drawn in: panel square, screen name, curves, magnets, boxes."""
-    from ui.compare import AGENT_COLORS
-
-    hex_of = dict(AGENT_COLORS)
     shown: dict[str, set[str]] = {}
     for m in at.markdown:
-        if found := re.fullmatch(r"#### :(\w+)\[■\] (.+)", m.value):
-            shown.setdefault(found[2].replace("\\", ""), set()).add(hex_of[found[1]])
+        if found := re.fullmatch(r'#### :color\[■\]\{foreground="(#\w+)"\} (.+)', m.value):
+            shown.setdefault(found[2].replace("\\", ""), set()).add(found[1])
     for key in ("cmp.curves", "cmp.magnets", "cmp.box"):
         for trace in chart(at, key)["data"] if any(key in c.proto.id for c in at.get("plotly_chart")) else []:
             if trace.get("name") in shown:

@@ -92,16 +92,8 @@ SCREENS_FLAG_CHARS = 100
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
-#: One colour per agent: Streamlit's Markdown colour name (panel header) and the same hue
-#: for Plotly (every figure), so a panel and its curves match. See :func:`agent_colors`.
-AGENT_COLORS = (
-    ("blue", "#1c83e1"),
-    ("orange", "#ff8700"),
-    ("green", "#21c354"),
-    ("red", "#ff2b2b"),
-    ("violet", "#803df5"),
-    ("gray", "#808495"),
-)
+#: One colour per agent, in its panel's square and in every figure. See :func:`agent_colors`.
+AGENT_COLORS = ("#1c83e1", "#ff8700", "#21c354", "#ff2b2b", "#803df5", "#808495")
 FLAG_SYMBOLS = {"left_screen": "x", "aborted": "square", "blown_up": "star", "pinned": "diamond"}
 SCENARIO_LABELS = {
     "tutorial": "tutorial: random incoming beam",
@@ -252,7 +244,7 @@ def _escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>:~$" else ch for ch in text)
 
 
-def _color(i: int) -> tuple[str, str]:
+def _color(i: int) -> str:
     return AGENT_COLORS[i % len(AGENT_COLORS)]
 
 
@@ -265,8 +257,8 @@ def _preferred_color(key: str) -> int:
     return slot % len(AGENT_COLORS)
 
 
-def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, tuple[str, str]]:
-    """label -> (Markdown colour name, Plotly colour) of every chosen agent.
+def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, str]:
+    """label -> colour (CSS hex) of every chosen agent.
 
     By the agent, not its place in the choice: removing one agent leaves the others'
     colours as they were (by place, Bertha took David's orange while an older box plot
@@ -286,9 +278,9 @@ def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, tuple[str, str]]:
 
 
 def plot_colors(choices: Sequence[AgentChoice]) -> tuple[str, ...]:
-    """The Plotly colour of each chosen agent, in the choice's order (plain data: a cache key)."""
+    """The colour of each chosen agent, in the choice's order (plain data: a cache key)."""
     colors = agent_colors(choices)
-    return tuple(colors[c.label][1] for c in choices)
+    return tuple(colors[c.label] for c in choices)
 
 
 def _by_label(agents: Sequence[tuple[str, str, int]], colors: Sequence[str]) -> dict[str, str]:
@@ -299,9 +291,10 @@ def _by_label(agents: Sequence[tuple[str, str, int]], colors: Sequence[str]) -> 
 def agent_title(choice: AgentChoice, color: str) -> None:
     """The agent's name after a square in its colour (the colour of its curves).
 
-    :param color: a Streamlit Markdown colour name, see :data:`AGENT_COLORS`.
+    :param color: CSS hex, see :data:`AGENT_COLORS` (exactly: Streamlit's ``:blue[]`` is
+        a darker blue than the curves').
     """
-    st.markdown(f"#### :{color}[■] {_escape(choice.label)}")
+    st.markdown(f'#### :color[■]{{foreground="{color}"}} {_escape(choice.label)}')
 
 
 def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
@@ -327,7 +320,7 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     grid = column_grid("cmp-panels", PANEL_MIN_REM, items=len(choices))
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
-            agent_title(choice, colors[choice.label][0])
+            agent_title(choice, colors[choice.label])
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
                 flags = flags[flags["episode"] == 0]
@@ -668,7 +661,7 @@ def _fit_axes(fig: go.Figure) -> go.Figure:
 
 def _colors_for(agents: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
     """label -> Plotly colour: ``colors`` (see :func:`agent_colors`), or by place without it."""
-    return {name: colors[name] if colors else _color(i)[1] for i, name in enumerate(agents)}
+    return {name: colors[name] if colors else _color(i) for i, name in enumerate(agents)}
 
 
 def curves_figure(
@@ -803,7 +796,7 @@ def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], erro
     The animated screens (slider and Play work in the file), the per-step curves, the
     magnets and the list of flags.
     """
-    colors = {label: color for label, (_, color) in agent_colors(choices).items()}
+    colors = agent_colors(choices)
     figures = [
         screens_figure(comparison, error, colors),
         curves_figure(comparison, error=error, log_y=log_y, colors=colors),
