@@ -218,6 +218,20 @@ def test_removing_david_leaves_bertha_her_colour_and_six_agents_get_six_colours(
         assert len(set(agent_colors(six).values())) == 6
 
 
+def test_the_magnets_hover_names_the_whole_agent_the_magnet_and_its_unit(runs_dir):
+    from envlib.agent import load_agent
+    from envlib.compare import available_agents, compare
+    from ui.compare import magnets_figure
+
+    choice = next(c for c in available_agents(runs_dir).choices if c.key == "run/pixels-delta")
+    long_name = "Bertha Sparkman, direct actions"  # Plotly's name box cut this after 15 characters
+    result = compare({long_name: load_agent(choice.run_dir)}, [5])
+    figure = magnets_figure(result, (0, 2))  # Q1 (a quadrupole) and CV (a corrector)
+    q1, cv = (trace.hovertemplate for trace in figure.data)
+    assert q1 == f"<b>{long_name}</b><br>step %{{x}}: Q1 %{{y:.2f}} 1/m²<extra></extra>"
+    assert cv == f"<b>{long_name}</b><br>step %{{x}}: CV %{{y:.2f}} mrad<extra></extra>"
+
+
 def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_dir):
     from envlib.agent import load_agent
     from envlib.compare import available_agents, compare

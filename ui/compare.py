@@ -73,7 +73,11 @@ PLAY_FRAME_MS = 600
 #: Camera binning of the screens' images in the animation: 32 gives 76 x 63 cells of
 #: 0.1 mm (the ellipses show sizes exactly), about 6 kB per screen and step.
 SCREENS_BINNING = 32
-SCREENS_HEIGHT = 540
+#: Height of Plotly's mode bar (buttons 22 px, padding, 2 px from the top), px. Shown on
+#: hover at a chart's top right; every figure's top margin starts with it, so no title,
+#: name or legend entry sits under it.
+MODEBAR_PX = 32
+SCREENS_HEIGHT = 540 + MODEBAR_PX
 #: Paper coordinates of the screens in the figure (the rest holds readouts and the slider).
 SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
 #: Flag lines that fit under the screens at SCREENS_HEIGHT; each further one adds px.
@@ -653,6 +657,11 @@ def length_text(metres: float) -> str:
     return f"{metres * UM:.0f} µm" if metres < 1e-3 else f"{metres * 1e3:,.1f} mm"
 
 
+def _hover_name(name: str) -> str:
+    """An agent's name for a hover text: HTML-escaped, and no ``%{`` that Plotly would fill in."""
+    return html.escape(name).replace("%", "&#37;")
+
+
 def _fit_axes(fig: go.Figure) -> go.Figure:
     """Margins that grow to hold the tick labels and axis titles (the small fixed ones cut
     them off at the chart's left edge; the template's automargin did not reach the browser)."""
@@ -689,14 +698,17 @@ def curves_figure(
         color = colors[name]
         label = html.escape(name)  # Plotly renders some HTML in names; agent names come from users
         acted = trace[trace["step"] > 0]
+        who = f"<b>{_hover_name(name)}</b><br>step %{{x}}: "
         fig.add_trace(
             go.Scatter(x=acted["step"], y=acted["reward"], mode="lines+markers", name=label, legendgroup=name,
-                       line=dict(color=color, width=3), marker=dict(size=5)),
+                       line=dict(color=color, width=3), marker=dict(size=5),
+                       hovertemplate=who + "reward %{y:.3f}<extra></extra>"),
             row=1, col=1,
         )  # fmt: skip
         fig.add_trace(
             go.Scatter(x=trace["step"], y=trace[error] * UM, mode="lines+markers", name=label, legendgroup=name,
-                       showlegend=False, line=dict(color=color, width=3), marker=dict(size=5)),
+                       showlegend=False, line=dict(color=color, width=3), marker=dict(size=5),
+                       hovertemplate=who + f"{error} %{{y:,.1f}} µm<extra></extra>"),
             row=2, col=1,
         )  # fmt: skip
         flags = comparison.flags[(comparison.flags["agent"] == name) & (comparison.flags["episode"] == 0)]
@@ -752,12 +764,16 @@ def magnets_figure(
     colors = _colors_for(comparison.agents, colors)
     fig = make_subplots(rows=1, cols=len(moved), subplot_titles=titles, horizontal_spacing=0.05)
     for col, index in enumerate(moved, start=1):
-        scale = 1e3 if index in CORRECTOR_INDICES else 1.0
+        scale, unit = (1e3, "mrad") if index in CORRECTOR_INDICES else (1.0, "1/m²")
         for name in comparison.agents:
             trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
+            # The whole name in the hover text: Plotly's trace-name box cut it at 15 characters.
+            hover = f"<b>{_hover_name(name)}</b><br>step %{{x}}: {MAGNET_LABELS[index]} %{{y:.2f}} {unit}"
+            hover += "<extra></extra>"
             fig.add_trace(
                 go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=html.escape(name),
-                           legendgroup=name, showlegend=col == 1, line=dict(color=colors[name], width=3)),
+                           legendgroup=name, showlegend=col == 1, line=dict(color=colors[name], width=3),
+                           hovertemplate=hover),
                 row=1, col=col,
             )  # fmt: skip
         for sign in (-1, 1):
