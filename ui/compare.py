@@ -60,9 +60,14 @@ K_EVALUATION = "cmp.evaluation"
 
 #: At most this many agents side by side (bounds the work of one click).
 MAX_AGENTS = 6
-#: Narrowest agent panel, rem: the widest reward formula (objective_improvement's, ~191 px)
-#: fits on one line inside the panel's border and padding.
-PANEL_MIN_REM = 14.0
+#: Size of the reward formulas in the agent panels, em (KaTeX's own is 1.21 em).
+PANEL_FORMULA_EM = 1.1
+#: Narrowest agent panel, rem: the widest shipped agent's reward formula (Gary Buchwald's
+#: objective_improvement with its time penalty, 220 px at PANEL_FORMULA_EM; 242 px at
+#: KaTeX's size did not fit the 242 px inside a panel at 1024 px and broke before its "1")
+#: fits on one line inside the panel's border and padding (2 x 17 px), with 10 px to spare.
+#: Two panels still fit a row of a projector's 1024 px (564 px), five one of 1920 px (1460 px).
+PANEL_MIN_REM = 16.5
 DEFAULT_EPISODES = 50
 MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
@@ -321,6 +326,7 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     of the episode with its step (red), or that there is none (green)."""
     shared = common_objective(choices) is not None
     colors = agent_colors(choices)
+    st.html(f"<style>.st-key-cmp-panels .katex {{font-size: {PANEL_FORMULA_EM}em;}}</style>")
     grid = column_grid("cmp-panels", PANEL_MIN_REM, items=len(choices))
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
