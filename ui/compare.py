@@ -90,7 +90,7 @@ SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 5, 18
 #: Narrowest width of one agent's screen with its name, readout and flags, px. Below it
 #: (five agents on a projector's 1024 px) the figure keeps this width and scrolls sideways.
 SCREEN_MIN_PX = 150
-SCREENS_MARGIN = dict(l=10, r=10, t=30, b=10)
+SCREENS_MARGIN = dict(l=10, r=10, t=30 + MODEBAR_PX, b=10)
 #: Vertical margins (top + bottom) of the screens figure, px.
 SCREENS_MARGIN_PX = SCREENS_MARGIN["t"] + SCREENS_MARGIN["b"]
 SCREENS_GAP = 0.02
@@ -744,9 +744,10 @@ def curves_figure(
     fig.update_yaxes(title_text="reward", row=1, col=1)
     fig.update_yaxes(title_text=f"{error} (µm)", type="log" if log_y else "linear", row=2, col=1)
     fig.update_xaxes(title_text="step", dtick=5, row=2, col=1)
+    # The legend goes under the charts: on top, the mode bar covered an agent's name.
     fig.update_layout(
-        height=580, margin=dict(l=10, r=10, t=40, b=50), font=dict(size=15),
-        legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0),
+        height=580 + MODEBAR_PX, margin=dict(l=10, r=10, t=40 + MODEBAR_PX, b=10), font=dict(size=15),
+        legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0),
         hovermode="closest", uirevision="curves",
     )  # fmt: skip
     return _fit_axes(fig)
@@ -788,7 +789,8 @@ def magnets_figure(
             fig.add_vline(x=step, line=dict(color="gray", dash="dot", width=2), row=1, col=col)
         fig.update_xaxes(title_text="step", row=1, col=col)
     fig.update_layout(
-        height=340, margin=dict(l=10, r=10, t=60, b=50), font=dict(size=14), showlegend=False, uirevision="magnets"
+        height=340, margin=dict(l=10, r=10, t=30 + MODEBAR_PX, b=50), font=dict(size=14), showlegend=False,
+        uirevision="magnets",
     )
     return _fit_axes(fig)
 
