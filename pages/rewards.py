@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.common import route_through_app, shared_simulator
 from ui.rewards import (
+    LANDSCAPE_MIN_REM,
     TRAIN_PREFILL_KEY,
     landscape,
     magnet_picker,
@@ -14,6 +15,7 @@ from ui.rewards import (
     spec_editor,
     training_config_for,
 )
+from ui.widgets import cell_width, column_grid
 
 route_through_app()
 st.title("Reward designer")
@@ -60,9 +62,10 @@ with c3:
 if x_index == y_index:
     st.warning("Pick two different magnets.")
 else:
-    col_a, col_b = st.columns(2, gap="large")
-    for col, spec, name in ((col_a, spec_a, "Reward A"), (col_b, spec_b, "Reward B")):
-        with col:
+    # Side by side where both fit; one under the other in a narrow window, not two strips.
+    grid = column_grid("rd-landscapes", LANDSCAPE_MIN_REM, items=2)
+    for spec, name in ((spec_a, "Reward A"), (spec_b, "Reward B")):
+        with grid.container(width=cell_width(LANDSCAPE_MIN_REM)):
             if spec is None:
                 st.info(f"{name} is not valid yet.")
             else:

@@ -196,6 +196,33 @@ def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_brow
     assert cut_elements(page) == []
 
 
+def landscape_boxes(page) -> list[dict]:
+    """Bounding boxes of the Reward designer's two landscape charts."""
+    charts = page.locator('[class*="st-key-rd-landscapes"] [data-testid="stPlotlyChart"]')
+    charts.nth(1).wait_for(timeout=60_000)
+    return [charts.nth(i).bounding_box() for i in range(charts.count())]
+
+
+@pytest.mark.viewport(800, 900)
+def test_reward_landscapes_go_one_under_the_other_in_a_narrow_window(app_browser):
+    # 800 px with the sidebar open leaves ~470 px: side by side, each heatmap was a 65 px strip.
+    page = app_browser.open("rewards")
+    page.get_by_role("heading", name="Landscapes").wait_for(timeout=60_000)
+    wait_until_idle(page, timeout_ms=60_000)
+    a, b = landscape_boxes(page)
+    assert b["y"] > a["y"] + a["height"] - 1, "Reward B's landscape under Reward A's"
+    assert min(a["width"], b["width"]) >= 400
+
+    # A projector's 1024 px: side by side again, to compare the two at a glance.
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('[class*=\"st-key-rd-landscapes\"] .stPlotlyChart')];"
+        " return c.length === 2 && Math.abs(c[0].getBoundingClientRect().y - c[1].getBoundingClientRect().y) < 2; }"
+    )
+    assert cut_elements(page) == []
+    app_browser.assert_offline()
+
+
 @pytest.mark.viewport(1366, 768)
 def test_five_agents_fill_balanced_rows_on_a_laptop(app_browser):
     page = open_compare_panels(app_browser)

@@ -31,6 +31,9 @@ PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
 CUT_POINTS = 400
 #: Narrowest a weight slider gets before the four wrap two and two (rem).
 WEIGHT_MIN_REM = 5.5
+#: Narrowest a landscape gets before the two go one under the other (rem): axes, colour bar
+#: and a readable heatmap (at 800 px with the sidebar open, two in a row were 65 px strips).
+LANDSCAPE_MIN_REM = 16.0
 
 
 @dataclass(frozen=True)
