@@ -101,3 +101,79 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
         assert boxes.count() == len(expected), "a box of final errors per agent"
         assert screens.locator(".heatmaplayer").count() == len(expected), "the episode's screens stay"
         browser.assert_offline()
+
+
+def _boxes(chart, selector: str) -> list[dict]:
+    """Bounding boxes (and texts) of the elements of a chart matching ``selector``."""
+    return chart.locator(selector).evaluate_all(
+        "els => els.filter(e => e.textContent.trim()).map(e => {"
+        " const r = e.getBoundingClientRect();"
+        " return {text: e.textContent, x: r.x, y: r.y, right: r.right, bottom: r.bottom}; })"
+    )
+
+
+def _texts_under_the_mode_bar(page, chart) -> list[str]:
+    """Legend entries, titles and names of a chart that its mode bar (shown on hover) covers."""
+    chart.scroll_into_view_if_needed()
+    chart.hover(position={"x": 40, "y": 40})
+    bar = chart.locator(".modebar").first
+    bar.wait_for(state="visible")
+    box = bar.bounding_box()
+    texts = _boxes(chart, ".legendtext, .annotation-text, .gtitle, .g-gtitle text")
+    return [
+        t["text"]
+        for t in texts
+        if t["x"] < box["x"] + box["width"] and t["right"] > box["x"] and t["y"] < box["y"] + box["height"]
+        and t["bottom"] > box["y"]
+    ]  # fmt: skip
+
+
+@pytest.mark.viewport(1024, 800)
+def test_on_a_projector_no_name_hides_under_the_mode_bar_formulas_keep_their_line_and_choices_stay(app_browser):
+    page = app_browser.open("compare")
+    page.get_by_role("button", name="Run side by side").click()
+    page.locator(".stPlotlyChart").nth(2).wait_for(timeout=120_000)
+    wait_until_idle(page, timeout_ms=120_000)
+    screens, curves = page.locator(".stPlotlyChart").nth(0), page.locator(".stPlotlyChart").nth(1)
+
+    # Every reward formula of the shipped agents on one line (Gary's broke before its "1").
+    lines = page.locator('[class*="st-key-cmp-panel-"] .katex').evaluate_all(
+        "els => els.map(k => new Set([...k.querySelectorAll('.base')]"
+        ".map(b => Math.round(b.getBoundingClientRect().top))).size)"
+    )
+    assert lines and set(lines) == {1}, lines
+
+    # A panel's square has the colour of its agent's curve.
+    legend = curves.locator(".legend .traces").evaluate_all(
+        "els => Object.fromEntries(els.filter(e => e.querySelector('path.js-line')).map(e =>"
+        " [e.querySelector('.legendtext').textContent, getComputedStyle(e.querySelector('path.js-line')).stroke]))"
+    )
+    for i in range(5):
+        panel = page.locator(f".st-key-cmp-panel-{i}")
+        name = panel.locator("h4").inner_text().replace("■", "").strip()
+        square = panel.locator("h4 span", has_text="■").last.evaluate("e => getComputedStyle(e).color")
+        assert square == legend[name], name
+
+    for width in (1024, 1366):
+        page.set_viewport_size({"width": width, "height": 800})
+        wait_until_idle(page)
+        for chart in (screens, curves):
+            assert _texts_under_the_mode_bar(page, chart) == [], width
+
+    # Choices survive a visit to another page.
+    page.set_viewport_size({"width": 1024, "height": 800})
+    seed = page.get_by_role("spinbutton", name="Seed")
+    seed.fill("42")
+    seed.press("Enter")
+    wait_until_idle(page)
+    page.get_by_label("Remove Sean Kelley").click()
+    wait_until_idle(page, timeout_ms=120_000)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Playground").click()
+    page.get_by_role("heading", name="Compare agents").wait_for(state="detached")
+    wait_until_idle(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Compare agents").click()
+    page.get_by_role("heading", name="Compare agents").wait_for()
+    wait_until_idle(page, timeout_ms=120_000)
+    assert page.get_by_role("spinbutton", name="Seed").input_value() == "42"
+    assert page.locator('[class*="st-key-cmp-panel-"]').count() == 4
+    assert "Sean Kelley" not in page.locator('[data-testid="stMultiSelect"]').inner_text()

@@ -232,6 +232,28 @@ def test_the_magnets_hover_names_the_whole_agent_the_magnet_and_its_unit(runs_di
     assert cv == f"<b>{long_name}</b><br>step %{{x}}: CV %{{y:.2f}} mrad<extra></extra>"
 
 
+def test_the_choices_are_as_left_after_a_visit_to_another_page(page):
+    page.multiselect(key="cmp.agents").set_value(AGENTS[1:])
+    page.number_input(key="cmp.seed").set_value(42)
+    page.selectbox(key="cmp.scenario").set_value("misaligned")
+    page.run()
+    next(b for b in page.button if b.label == "Run side by side").click()
+    page.run()
+    page.number_input(key="cmp.episodes").set_value(7)
+    page.toggle(key="cmp.log").set_value(False)
+    page.run()
+    page.switch_page("pages/playground.py")
+    page.run()
+    page.switch_page("pages/compare.py")
+    page.run()
+    assert not page.exception, page.exception
+    assert page.multiselect(key="cmp.agents").value == AGENTS[1:]
+    assert page.number_input(key="cmp.seed").value == 42
+    assert page.selectbox(key="cmp.scenario").value == "misaligned"
+    assert page.number_input(key="cmp.episodes").value == 7
+    assert page.toggle(key="cmp.log").value is False
+
+
 def test_the_exported_figure_opens_offline_and_names_every_agent_and_flag(runs_dir):
     from envlib.agent import load_agent
     from envlib.compare import available_agents, compare

@@ -184,6 +184,8 @@ def agent_picker(catalog: AgentCatalog) -> list[AgentChoice]:
     if K_AGENTS not in st.session_state:
         st.session_state[K_AGENTS] = [c.key for c in catalog.tutorial_defaults()][:MAX_AGENTS] or list(by_key)[:1]
     # A run deleted since the last rerun disappears from the choice instead of raising.
+    # Every value widget of this page has persist_state="session": Streamlit drops a widget's
+    # value when another page is shown, and an instructor comes back to the agents they chose.
     st.session_state[K_AGENTS] = [k for k in st.session_state[K_AGENTS] if k in by_key]
     keys = st.multiselect(
         "Agents",
@@ -192,6 +194,7 @@ def agent_picker(catalog: AgentCatalog) -> list[AgentChoice]:
         format_func=lambda k: by_key[k].label + ("" if k.startswith("pretrained/") else "  · training run"),
         max_selections=MAX_AGENTS,
         help="The shipped agents, then every finished run of the Train page (newest first).",
+        persist_state="session",
     )
     return [by_key[k] for k in keys]
 
@@ -212,13 +215,14 @@ def episode_controls() -> tuple[int, str]:
     st.session_state.setdefault(K_SEED, DEFAULT_SEED)
     row = st.container(horizontal=True, vertical_alignment="bottom")
     seed = row.number_input(
-        "Seed", min_value=0, max_value=SEED_MAX, step=1, key=K_SEED, help="Same seed, same beam.", width=150
+        "Seed", min_value=0, max_value=SEED_MAX, step=1, key=K_SEED, help="Same seed, same beam.", width=150,
+        persist_state="session",
     )
     row.button("New seed", on_click=_new_seed, icon=":material/casino:")
     scenario = row.selectbox(
         "Beams", list(SCENARIOS), key=K_SCENARIO, format_func=SCENARIO_LABELS.get,
         help="What the seed draws: every agent starts from the same incoming beam, misalignments, "
-        "target (zero: smallest, centred beam) and magnets (zero).",
+        "target (zero: smallest, centred beam) and magnets (zero).", persist_state="session",
     )  # fmt: skip
     row.button("Run side by side", type="primary", on_click=_run, icon=":material/play_arrow:")
     return int(seed), scenario
@@ -351,8 +355,9 @@ def view_options() -> tuple[str, bool]:
     error = row.radio(
         "Beam error", list(ERROR_LABELS), key=K_ERROR, horizontal=True, format_func=ERROR_LABELS.get,
         help="The same yardstick for every agent, whatever its reward: the tutorial's mean absolute error.",
+        persist_state="session",
     )  # fmt: skip
-    log_y = row.toggle("log scale", key=K_LOG)
+    log_y = row.toggle("log scale", key=K_LOG, persist_state="session")
     return error, log_y
 
 
@@ -873,7 +878,9 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     """
     st.session_state.setdefault(K_EPISODES, DEFAULT_EPISODES)
     row = st.container(horizontal=True, vertical_alignment="bottom")
-    n = row.number_input("Episodes N", min_value=1, max_value=MAX_EPISODES, step=10, key=K_EPISODES, width=150)
+    n = row.number_input(
+        "Episodes N", min_value=1, max_value=MAX_EPISODES, step=10, key=K_EPISODES, width=150, persist_state="session"
+    )
     row.button(
         f"Evaluate on {int(n)} seeds", on_click=_evaluate_request, args=(choices, scenario),
         icon=":material/query_stats:",
