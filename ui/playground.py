@@ -354,4 +354,6 @@ def _history_panel(session: PlaygroundSession) -> None:
         file_name="playground_history.csv",
         mime="text/csv",
         on_click="ignore",
+        help="One row per step, in SI units (unlike the page's mm and mrad): Q1, Q2, Q3 in 1/m², "
+        "CV and CH in rad, beam, errors and objective in m.",
     )
