@@ -15,7 +15,6 @@ import functools
 import html
 import secrets
 import textwrap
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -47,7 +46,15 @@ from envlib.rewards import objective_latex, reward_latex
 from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
-from ui.widgets import cell_width, column_grid, scrolling_container
+from ui.widgets import (
+    cell_width,
+    column_grid,
+    distinct_colors,
+    markdown_text,
+    plotly_text,
+    scrolling_container,
+    stable_slot,
+)
 
 K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
@@ -252,11 +259,6 @@ def common_objective(choices: Sequence[AgentChoice]) -> str | None:
     return objective_latex(next(iter(terms))) if len(terms) == 1 else None
 
 
-def _escape(text: str) -> str:
-    """User-chosen names as literal Markdown text."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>:~$" else ch for ch in text)
-
-
 def _color(i: int) -> str:
     return AGENT_COLORS[i % len(AGENT_COLORS)]
 
@@ -266,8 +268,7 @@ def _preferred_color(key: str) -> int:
     agent's place in the shipped list, a run's from its id (the same on every visit)."""
     ids = list(PRETRAINED)
     name = key.removeprefix("pretrained/")
-    slot = ids.index(name) if key.startswith("pretrained/") and name in ids else zlib.crc32(key.encode())
-    return slot % len(AGENT_COLORS)
+    return ids.index(name) if key.startswith("pretrained/") and name in ids else stable_slot(key)
 
 
 def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, str]:
@@ -278,16 +279,9 @@ def agent_colors(choices: Sequence[AgentChoice]) -> dict[str, str]:
     still showed David in it). Shipped agents choose first, then runs by id; one whose
     colour is taken gets the next free one, so up to len(AGENT_COLORS) agents all differ.
     """
-    order = sorted(choices, key=lambda c: (not c.key.startswith("pretrained/"), _preferred_color(c.key), c.key))
-    taken: set[int] = set()
-    colors = {}
-    for choice in order:
-        slot = _preferred_color(choice.key)
-        while slot in taken and len(taken) < len(AGENT_COLORS):
-            slot = (slot + 1) % len(AGENT_COLORS)
-        taken.add(slot)
-        colors[choice.label] = AGENT_COLORS[slot]
-    return colors
+    slots = {c.key: _preferred_color(c.key) % len(AGENT_COLORS) for c in choices}
+    order = sorted(choices, key=lambda c: (not c.key.startswith("pretrained/"), slots[c.key], c.key))
+    return distinct_colors([(c.label, slots[c.key]) for c in order], AGENT_COLORS)
 
 
 def plot_colors(choices: Sequence[AgentChoice]) -> tuple[str, ...]:
@@ -307,7 +301,7 @@ def agent_title(choice: AgentChoice, color: str) -> None:
     :param color: CSS hex, see :data:`AGENT_COLORS` (exactly: Streamlit's ``:blue[]`` is
         a darker blue than the curves').
     """
-    st.markdown(f'#### :color[■]{{foreground="{color}"}} {_escape(choice.label)}')
+    st.markdown(f'#### :color[■]{{foreground="{color}"}} {markdown_text(choice.label)}')
 
 
 def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
@@ -574,7 +568,7 @@ def screens_frame(
         lines = _flag_lines(flags, step, last, n)
         text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
         annotations += [
-            dict(text, y=1.0, yanchor="bottom", text=f"<b>{html.escape(name)}</b>",
+            dict(text, y=1.0, yanchor="bottom", text=f"<b>{plotly_text(name)}</b>",
                  font=dict(size=16, color=colors[name])),
             *off,
             dict(text, y=_from_top(SCREENS_BOTTOM - 0.02, scale), font=dict(size=14, color="black"),
@@ -670,7 +664,7 @@ def length_text(metres: float) -> str:
 
 def _hover_name(name: str) -> str:
     """An agent's name for a hover text: HTML-escaped, and no ``%{`` that Plotly would fill in."""
-    return html.escape(name).replace("%", "&#37;")
+    return plotly_text(name).replace("%", "&#37;")
 
 
 def _fit_axes(fig: go.Figure) -> go.Figure:
@@ -707,7 +701,7 @@ def curves_figure(
     for name in comparison.agents:
         trace = comparison.traces[(comparison.traces["agent"] == name) & (comparison.traces["episode"] == 0)]
         color = colors[name]
-        label = html.escape(name)  # Plotly renders some HTML in names; agent names come from users
+        label = plotly_text(name)  # Plotly renders some HTML in names; agent names come from users
         acted = trace[trace["step"] > 0]
         who = f"<b>{_hover_name(name)}</b><br>step %{{x}}: "
         fig.add_trace(
@@ -783,7 +777,7 @@ def magnets_figure(
             hover = f"<b>{_hover_name(name)}</b><br>step %{{x}}: {MAGNET_LABELS[index]} %{{y:.2f}} {unit}"
             hover += "<extra></extra>"
             fig.add_trace(
-                go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=html.escape(name),
+                go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=plotly_text(name),
                            legendgroup=name, showlegend=col == 1, line=dict(color=colors[name], width=3),
                            hovertemplate=hover),
                 row=1, col=col,
@@ -941,7 +935,7 @@ def evaluation_figure(
         per = result.per_episode[result.per_episode["agent"] == name]
         fig.add_trace(
             go.Box(
-                y=per[f"final_{error}"] * UM, name=html.escape(name), boxpoints="all", jitter=0.4, pointpos=0,
+                y=per[f"final_{error}"] * UM, name=plotly_text(name), boxpoints="all", jitter=0.4, pointpos=0,
                 marker=dict(color=colors[name], size=6), line=dict(color=colors[name]),
                 customdata=per["seed"], hovertemplate="seed %{customdata}: %{y:.1f} µm<extra></extra>",
             )

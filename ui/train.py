@@ -17,12 +17,10 @@ Session state keys start with ``train.``.
 from __future__ import annotations
 
 import hmac
-import html
 import re
 import secrets
 import time
 import typing
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,7 +38,16 @@ from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_ru
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
-from ui.widgets import BEAM_LABELS, cell_width, column_grid, formula_lines
+from ui.widgets import (
+    BEAM_LABELS,
+    cell_width,
+    column_grid,
+    distinct_colors,
+    formula_lines,
+    markdown_text,
+    plotly_text,
+    stable_slot,
+)
 
 P = "train."
 #: Seconds between two refreshes of the job list while a job is queued or running.
@@ -610,10 +617,6 @@ def thinned(n: int, limit: int = MAX_PLOT_POINTS) -> slice:
     return slice((n - 1) % step, None, step)
 
 
-def plotly_text(name: str) -> str:
-    """``name`` escaped for Plotly, which renders HTML tags (``<b>``, ``<br>``) in trace names and hovers."""
-    return html.escape(name, quote=False)
-
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -629,17 +632,10 @@ def run_colors(chosen: Sequence[str], kept: Mapping[str, str]) -> dict[str, str]
     :param chosen: run ids in the order of the selection.
     :param kept: colours the runs had before, by run id.
     """
-    colors: dict[str, str] = {}
-    for run_id in chosen:
-        if kept.get(run_id) in COLORS and kept[run_id] not in colors.values():
-            colors[run_id] = kept[run_id]
-    for run_id in chosen:
-        if run_id in colors:
-            continue
-        slot = zlib.crc32(run_id.encode()) % len(COLORS)
-        while COLORS[slot] in colors.values() and len(colors) < len(COLORS):
-            slot = (slot + 1) % len(COLORS)
-        colors[run_id] = COLORS[slot]
+    had_one = [run_id for run_id in chosen if kept.get(run_id) in COLORS]
+    new = [run_id for run_id in chosen if run_id not in had_one]
+    preferred = [(run_id, COLORS.index(kept[run_id])) for run_id in had_one]
+    colors = distinct_colors(preferred + [(run_id, stable_slot(run_id)) for run_id in new], COLORS)
     return {run_id: colors[run_id] for run_id in chosen}
 
 
@@ -836,12 +832,13 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
         persist_state="session",
     )
     job = next(j for j in mine if j.job_id == job_id)
+    shown = markdown_text(job.display_name)
     if row.button("Stop", key=P + "stop", disabled=not job.active, help="Saves the model reached so far."):
-        _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {job.display_name}.")
+        _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {shown}.")
     if row.button("Delete", key=P + "delete", disabled=job.active, help="Deletes the run and its files."):
-        _act(lambda: manager.delete(job_id, owner, instructor=instructor), f"Deleted {job.display_name}.")
+        _act(lambda: manager.delete(job_id, owner, instructor=instructor), f"Deleted {shown}.")
     if job.status in ("failed", "interrupted"):
-        st.error(f"{job.display_name} {job.status}: {job.error}")
+        st.error(f"{shown} {job.status}: {job.error}")
         if job.log_tail:
             st.code(job.log_tail, language="text")
     elif job.error and job.status in ("stopped", "cancelled"):
@@ -876,20 +873,20 @@ def _plot_selection(sources: dict[str, RunSource]) -> list[str]:
 
 def _progress_line(source: RunSource) -> None:
     progress = _progress(source.run_dir)
-    job = source.job
+    job, name = source.job, markdown_text(source.name)
     if progress is None:
-        st.caption(f"**{source.name}**: starting…" if job and job.active else f"**{source.name}**: no progress record")
+        st.caption(f"**{name}**: starting…" if job and job.active else f"**{name}**: no progress record")
         return
     status = job.status if job else progress.status
     text = (
-        f"**{source.name}** — {status}: {progress.timesteps:,} / {progress.total_timesteps:,} steps, "
+        f"**{name}** — {status}: {progress.timesteps:,} / {progress.total_timesteps:,} steps, "
         f"{progress.fps:,.0f} steps/s, {duration(progress.elapsed_s)}"
     )
     if status == "running":
         text += f", ETA {duration(progress.eta_s) or '?'}"
     st.progress(min(progress.timesteps / max(progress.total_timesteps, 1), 1.0), text=text)
     if job and job.status in ("failed", "interrupted"):
-        st.error(f"{source.name} {job.status}: {job.error}")
+        st.error(f"{name} {job.status}: {job.error}")
 
 
 def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
@@ -935,7 +932,7 @@ def history_body(manager: JobManager) -> None:
         try:
             read_history(source.run_dir)
         except RunError as exc:
-            st.warning(f"{source.name}: {exc.problem}")
+            st.warning(f"{markdown_text(source.name)}: {exc.problem}")
             continue
         readable.append(source)
         readable_colors.append(colors[run_id])

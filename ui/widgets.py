@@ -7,6 +7,8 @@ Display units: magnets in 1/m^2 (quadrupoles) and mrad (correctors), beams in mm
 
 from __future__ import annotations
 
+import html
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -331,3 +333,37 @@ def reward_readout(readout: Readout, terms: Sequence[str], *, reference_label: s
     :param reference_label: what obj_0 refers to, in words.
     """
     st.markdown(reward_readout_markdown(readout, terms, reference_label=reference_label))
+
+
+def markdown_text(text: str) -> str:
+    """A user-chosen name as literal Markdown: no emphasis, links, math or HTML from it."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>:~$" else ch for ch in text)
+
+
+def plotly_text(text: str) -> str:
+    """A user-chosen name for Plotly's trace names and annotations, which render HTML tags
+    (``<b>``, ``<br>``): escaped."""
+    return html.escape(text, quote=False)
+
+
+def stable_slot(key: str) -> int:
+    """A number from ``key`` that is the same in every session and process (``hash`` is not)."""
+    return zlib.crc32(key.encode())
+
+
+def distinct_colors(preferred: Sequence[tuple[str, int]], palette: Sequence[str]) -> dict[str, str]:
+    """key -> colour: each key in turn takes its preferred slot of ``palette``, or the next
+    free one if an earlier key has it, so up to ``len(palette)`` keys all differ and a key
+    keeps its colour when others come and go.
+
+    :param preferred: ``(key, slot)`` pairs, in the order keys get to choose.
+    """
+    taken: set[int] = set()
+    colors = {}
+    for key, slot in preferred:
+        slot %= len(palette)
+        while slot in taken and len(taken) < len(palette):
+            slot = (slot + 1) % len(palette)
+        taken.add(slot)
+        colors[key] = palette[slot]
+    return colors
