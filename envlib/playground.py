@@ -269,12 +269,7 @@ class PlaygroundSession:
         :param magnets: wanted ``[Q1, Q2, CV, Q3, CH]`` in 1/m^2 and rad, shape (5,).
         :return: the readout of the state reached.
         """
-        wanted = np.asarray(magnets, dtype=np.float64).reshape(5)
-        if not np.all(np.isfinite(wanted)):
-            raise ValueError(f"magnet settings must be finite numbers, got {list(wanted)}")
-        task = self.env.task
-        physical = wanted - self.magnets if self.config.action_mode == "delta" else wanted
-        action = task.agent_action(physical)[0]
+        action = self._action_towards(magnets)[0]
         previous = float(self.env.state.objective[0])
         # float64, not the space's float32: a direct step lands exactly on ``wanted``.
         _, _, _, _, info = self.env.step(action)
@@ -282,6 +277,23 @@ class PlaygroundSession:
         self.history.append(self._row(info, rewards=readout.rewards))
         del self.history[:-MAX_HISTORY]
         return readout
+
+    def step_destination(self, magnets: Sequence[float]) -> np.ndarray:
+        """Where :meth:`step_to` ``magnets`` would put the magnets, without stepping: there in
+        direct mode, at most 10 % of each limit from the current settings in delta mode.
+
+        :param magnets: wanted ``[Q1, Q2, CV, Q3, CH]`` in 1/m^2 and rad, shape (5,).
+        :return: the settings a step reaches, shape (5,).
+        """
+        return self.env.task.next_magnets(self.magnets.reshape(1, 5), self._action_towards(magnets))[0]
+
+    def _action_towards(self, magnets: Sequence[float]) -> np.ndarray:
+        """The agent's action of a step towards ``magnets`` (SI, shape (5,)), shape (1, 5)."""
+        wanted = np.asarray(magnets, dtype=np.float64).reshape(5)
+        if not np.all(np.isfinite(wanted)):
+            raise ValueError(f"magnet settings must be finite numbers, got {list(wanted)}")
+        physical = wanted - self.magnets if self.config.action_mode == "delta" else wanted
+        return self.env.task.agent_action(physical)
 
     def demo_settings(self) -> np.ndarray:
         """The tutorial's demo: the vertical corrector swept over 10 steps.

@@ -89,8 +89,11 @@ def test_sum_of_pixels_stays_minus_one_while_the_beam_is_on_the_screen(session):
 
 
 def test_a_delta_step_moves_each_magnet_at_most_ten_percent_of_its_limit(session):
-    readout = session.step_to([50.0, -3.0, 5e-3, 0.0, -1e-4])
+    wanted = [50.0, -3.0, 5e-3, 0.0, -1e-4]
     expected = [DELTA_LIMITS[0], -3.0, DELTA_LIMITS[2], 0.0, -1e-4]
+    np.testing.assert_allclose(session.step_destination(wanted), expected, rtol=1e-9, atol=1e-15)  # said before
+    assert session.steps == 0
+    readout = session.step_to(wanted)
     np.testing.assert_allclose(readout.magnets, expected, rtol=1e-9, atol=1e-15)
     assert session.steps == 1 and len(session.history) == 2
     assert session.history[-1]["reward_negative_objective"] == pytest.approx(readout.rewards["negative_objective"])

@@ -323,3 +323,17 @@ def test_a_bad_server_setting_is_named_on_the_page_and_the_playground_still_work
     assert any("ARES_MAX_TIMESTEPS" in m and "'-1'" in m for m in messages)
     set_magnets(at, Q1=5.0)
     assert at.slider(key="pg.magnet.Q1").value == 5.0
+
+
+def test_in_delta_mode_a_slider_beyond_one_step_says_where_step_stops(app):
+    set_magnets(app, Q1=30.0)
+    [note] = [c.value for c in app.caption if c.value.startswith("Step stops at")]
+    assert note.startswith("Step stops at Q1 +7.2:")  # 10 % of 72 1/m^2
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert app.session_state["pg.session"].magnets[0] == pytest.approx(7.2)
+    set_magnets(app, Q1=10.0)  # within one step of 7.2: nothing to say
+    assert not [c for c in app.caption if c.value.startswith("Step stops at")]
+    app.radio(key="pg.action_mode").set_value("direct").run()
+    set_magnets(app, Q1=60.0)
+    assert not [c for c in app.caption if c.value.startswith("Step stops at")]

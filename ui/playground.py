@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS
+from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, MAGNET_LIMITS
 from envlib.config import EnvConfig
 from envlib.playground import DEMO_STEPS, TUTORIAL_TARGET, PlaygroundSession, playground_config
 from envlib.rewards import ALL_TERMS, REWARD_MODES
@@ -27,6 +27,7 @@ from ui.widgets import (
     convert_magnet_sliders,
     magnet_sliders,
     magnets_from_display,
+    magnets_to_display,
     reward_readout,
     screen_chart,
     set_magnet_sliders,
@@ -245,14 +246,29 @@ def live_panel() -> None:
     c_magnets.subheader("Magnets")
     c_screen.subheader("Screen")
     c_rewards.subheader("Rewards at this setting")
+    normalised = bool(st.session_state.get(K_NORMALISED, False))
     with c_magnets:
-        magnets = magnet_sliders(PREFIX, bool(st.session_state.get(K_NORMALISED, False)), disabled=playing)
+        magnets = magnet_sliders(PREFIX, normalised, disabled=playing)
+        step_note(session, magnets, normalised)
     readout = session.preview(magnets)
     with c_screen:
         screen_chart(readout.beam, readout.target, key="pg.screen")
         beam_table(readout, terms)
     with c_rewards:
         reward_readout(readout, terms, reference_label="last reset (step 0)")
+
+
+def step_note(session: PlaygroundSession, magnets: np.ndarray, normalised: bool) -> None:
+    """In delta mode, where Step would stop when the sliders are more than one step away
+    (the screen and rewards show the sliders' setting, which Step does not reach)."""
+    if session.config.action_mode != "delta":
+        return
+    reach = session.step_destination(magnets)
+    short = np.flatnonzero(~np.isclose(reach, magnets, rtol=0.0, atol=1e-9 * MAGNET_LIMITS))
+    if short.size:
+        shown = magnets_to_display(reach, normalised)
+        stops = ", ".join(f"{MAGNET_LABELS[i]} {shown[i]:+.3g}" for i in short)
+        st.caption(f"Step stops at {stops}: at most 10 % of each limit per step.")
 
 
 def _toolbar(session: PlaygroundSession, playing: bool) -> None:
