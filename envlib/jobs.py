@@ -570,8 +570,15 @@ class JobManager:
             self._check_may_control(job, owner, instructor)
             if job.active:
                 raise JobError(f"job {job.display_name!r} is {job.status}; stop it before deleting it")
+            # The folder first: a job whose files stay (a symlink planted outside the runs
+            # folder, no permission) stays listed, with the reason, instead of vanishing.
+            try:
+                shutil.rmtree(run_path(self.runs_dir, job_id))
+            except FileNotFoundError:
+                pass
+            except (ValueError, OSError) as exc:
+                raise JobError(f"cannot delete {job.display_name!r}: {exc}") from None
             del self._jobs[job_id]
-            shutil.rmtree(run_path(self.runs_dir, job_id), ignore_errors=True)
 
     def run_dir(self, job_id: str) -> Path:
         """The run folder of a job (where :mod:`envlib.runs` reads its files)."""
@@ -844,6 +851,10 @@ def list_finished_runs(runs_dir: str | Path | None = None) -> list[FinishedRun]:
     for path in root.iterdir():
         if not (is_valid_run_id(path.name) and path.is_dir()):
             continue
+        try:
+            run_path(root, path.name)
+        except ValueError:
+            continue  # a symlink to a folder outside the runs folder: never read
         if not all((path / name).is_file() for name in (CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE)):
             continue
         try:

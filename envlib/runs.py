@@ -220,7 +220,9 @@ class ObsNormalizer:
         except RunError:
             raise
         except Exception as exc:  # zipfile.BadZipFile, ValueError (object arrays), OSError, ...
-            raise RunError(path, f"is not a valid normaliser file: {exc}") from None
+            # numpy's own text for object arrays suggests allow_pickle=True: never pass that on.
+            why = "it holds Python objects, not plain numbers" if "pickle" in str(exc) else str(exc)
+            raise RunError(path, f"is not a valid normaliser file: {why}") from None
         for name, value in raw.items():
             if value.dtype.kind not in "fiub" or not np.all(np.isfinite(value)):
                 raise RunError(path, f"field {name} must hold finite numbers")

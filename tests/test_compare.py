@@ -281,3 +281,12 @@ def test_two_runs_stopped_early_under_one_name_get_two_labels(runs, tmp_path):
     labels = [c.label for c in available_agents(tmp_path).choices if c.key.startswith("run/")]
     assert len(set(labels)) == 2, labels  # results are keyed by label: the same one would merge them
     assert all(label.startswith("Tiny 1") and label.endswith(" (stopped early)") for label in labels)
+
+
+def test_a_symlink_in_the_runs_folder_to_a_run_outside_it_is_never_offered(runs, tmp_path):
+    outside, folder = tmp_path / "outside", tmp_path / "runs"
+    shutil.copytree(runs["pixels-delta"], outside / "secret-run")
+    shutil.copytree(runs["pixels-delta"], folder / "own-run")
+    (folder / "evil-link").symlink_to(outside / "secret-run", target_is_directory=True)
+    offered = [c.key for c in available_agents(folder).choices if c.key.startswith("run/")]
+    assert offered == ["run/own-run"]

@@ -287,7 +287,8 @@ def test_a_damaged_run_gets_a_clear_message_not_a_crash(runs_dir, tmp_path, monk
     next(b for b in at.button if b.label == "Run side by side").click()
     at.run()
     assert not at.exception, at.exception
-    assert any("model.zip" in e.value and "not a valid" in e.value for e in at.error)
+    [error] = [e.value for e in at.error if "model.zip" in e.value and "not a valid" in e.value]
+    assert "**objimp\\-direct**" in error, error  # names the agent to remove (its label, as Markdown)
 
 
 def test_a_lost_worker_gets_a_clear_message_and_the_next_run_works(page, monkeypatch):

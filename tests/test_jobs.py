@@ -324,3 +324,19 @@ def test_limits_from_the_environment_set_their_fields_and_keep_the_other_default
 def test_a_bad_limit_in_the_environment_names_its_variable_and_value(name, value):
     with pytest.raises(ValueError, match=rf"^{name} must be a .*, not '{value}'$"):
         JobLimits.from_environment({name: value})
+
+
+@pytest.mark.slow
+def test_a_job_whose_folder_cannot_be_deleted_stays_listed_with_the_reason(make_manager, tmp_path):
+    manager = make_manager(max_concurrent=1)
+    running = manager.submit(tiny(**LONG), owner="alice")
+    queued = manager.submit(tiny(), owner="alice")
+    manager.stop(queued.job_id, owner="alice")  # cancelled while queued: it has ended
+    folder = manager.run_dir(queued.job_id)
+    outside = tmp_path / "outside"
+    folder.rename(outside)
+    folder.symlink_to(outside, target_is_directory=True)  # planted: must not be followed
+    with pytest.raises(JobError, match="cannot delete .*inside"):
+        manager.delete(queued.job_id, owner="alice")
+    assert queued.job_id in [j.job_id for j in manager.list()] and outside.is_dir()
+    manager.stop(running.job_id, owner="alice")

@@ -225,7 +225,7 @@ def test_a_pickle_in_the_normaliser_is_refused(run_copy, tmp_path):
         fields = dict(npz)
     fields["obs_mean"] = np.array([Payload(marker)] * 9, dtype=object)
     np.savez(run_copy / "normalizer.npz", **fields)  # np.savez pickles object arrays
-    with pytest.raises(RunError, match="normalizer.npz: is not a valid normaliser file"):
+    with pytest.raises(RunError, match="normaliser file: it holds Python objects, not plain numbers"):
         load_agent(run_copy)
     assert not marker.exists()
 

@@ -16,6 +16,7 @@ import html
 import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -158,7 +159,12 @@ def run_or_explain(
     try:
         return run_comparison(agents, seeds, scenario, **kw)
     except RunError as exc:
-        st.error(f"Cannot load an agent: `{exc.path.name}` {exc.problem}. Remove it from the choice and run again.")
+        folder = Path(exc.path).parent
+        name = next((label for label, run_dir, _ in agents if Path(run_dir) == folder), folder.name)
+        st.error(
+            f"Cannot load **{markdown_text(name)}**: `{exc.path.name}` {exc.problem}. "
+            "Remove it from the choice and run again."
+        )
         st.stop()
     except WorkerLost as exc:
         st.error(f"The agents did not finish: {exc}. New workers have started; run again.")
