@@ -197,9 +197,9 @@ def agent_picker(catalog: AgentCatalog) -> list[AgentChoice]:
     if K_AGENTS not in st.session_state:
         st.session_state[K_AGENTS] = [c.key for c in catalog.tutorial_defaults()][:MAX_AGENTS] or list(by_key)[:1]
     # A run deleted since the last rerun disappears from the choice instead of raising.
+    st.session_state[K_AGENTS] = [k for k in st.session_state[K_AGENTS] if k in by_key]
     # Every value widget of this page has persist_state="session": Streamlit drops a widget's
     # value when another page is shown, and an instructor comes back to the agents they chose.
-    st.session_state[K_AGENTS] = [k for k in st.session_state[K_AGENTS] if k in by_key]
     keys = st.multiselect(
         "Agents",
         list(by_key),
