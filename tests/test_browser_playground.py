@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -58,6 +59,15 @@ def playground_reward(page, mode: str) -> float:
     return float(re.search(rf"{mode}\s*=\s*([+-]?\d+\.\d+)", text).group(1))
 
 
+def wait_for_new_reward(page, mode: str, old: float, timeout_s: float = 15.0) -> None:
+    """Wait until the Playground's readout of ``mode`` differs from ``old`` and the run is over."""
+    deadline = time.monotonic() + timeout_s
+    while playground_reward(page, mode) == old:
+        assert time.monotonic() < deadline, f"{mode} stayed at {old} after the sliders moved"
+        page.wait_for_timeout(100)
+    wait_until_idle(page)
+
+
 def slider_values(page, *names: str) -> list[str]:
     return [page.get_by_role("slider", name=name).input_value() for name in names]
 
@@ -76,11 +86,13 @@ def test_moving_between_pages_keeps_what_the_student_set_on_each(app_browser):
     page.get_by_role("button", name="Step", exact=True).click()
     page.get_by_text("Step 1 since the last reset").wait_for()
     wait_until_idle(page)
+    applied = playground_reward(page, "negative_objective")
     page.get_by_role("slider", name="Q2 (1/m²)").focus()
     for _ in range(3):
         page.keyboard.press("ArrowRight")  # moved, not applied: the designer shows this setting
     expect(page.get_by_role("slider", name="Q2 (1/m²)")).to_have_value("0.3")
-    wait_until_idle(page)
+    # The slider sends its value a moment after the last key press; read the readout once it has.
+    wait_for_new_reward(page, "negative_objective", applied)
     before = slider_values(page, "Q1 (1/m²)", "Q2 (1/m²)")
     reward = playground_reward(page, "negative_objective")
 
