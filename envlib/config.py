@@ -172,6 +172,18 @@ def _from_dict(cls: type, data: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix}{exc.key}", exc.message) from None
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one line: where (line and column, from 1) and what, plus why a tag is refused."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return ": " + " ".join(str(exc).split())  # e.g. a ReaderError: no mark, a multi-line text
+    context = getattr(exc, "context", None)
+    text = f" at line {mark.line + 1}, column {mark.column + 1}: " + (f"{context}, {problem}" if context else problem)
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        text += " (a config is plain data: Python tags are refused)"
+    return text
+
+
 def _check(key: str, ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(key, message)
@@ -466,7 +478,7 @@ class RunConfig:
         try:
             data = yaml.load(text, Loader=ConfigLoader)  # a SafeLoader: plain data only
         except yaml.YAMLError as exc:
-            raise ConfigError("config", f"is not valid YAML: {exc}") from None
+            raise ConfigError("config", f"is not valid YAML{_yaml_problem(exc)}") from None
         return cls.from_dict(data)
 
     @classmethod

@@ -117,6 +117,24 @@ def test_unreadable_files_and_broken_yaml_raise_config_error(tmp_path):
         RunConfig.from_yaml("env: {reward_mode: [\n")
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("env: {reward_mode: [\n", "at line 2, column 1: while parsing a flow node, expected the node content"),
+        ("env:\n\ttime_limit: 3\n", "at line 2, column 1: "),
+        ("env: !!python/name:os.system\n", "at line 1, column 6: could not determine a constructor for the tag"),
+        ("env: {}\n\x00", "unacceptable character #x0000"),
+    ],
+)
+def test_a_yaml_error_is_one_line_that_says_where(text, where):
+    with pytest.raises(ConfigError) as refused:
+        RunConfig.from_yaml(text)
+    message = str(refused.value)
+    assert "\n" not in message and where in message, message
+    if "python/name" in text:
+        assert "Python tags are refused" in message
+
+
 @pytest.mark.parametrize("text", ["3e-4", "3E-4", "0.3e-3", "+3e-4"])
 def test_a_learning_rate_in_scientific_notation_is_a_number(text):
     assert RunConfig.from_yaml(f"train:\n  learning_rate: {text}\n").train.learning_rate == pytest.approx(3e-4)
