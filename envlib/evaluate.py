@@ -24,6 +24,17 @@ from envlib.runs import RunError
 METRICS_IN_M = ("mean_final_mae_focus", "median_final_mae_focus", "mean_final_mae_all", "rmse_focus")
 
 
+def traces_problem(path: Path | None) -> str | None:
+    """Why ``--traces PATH`` cannot be written (checked before minutes of evaluation), or None."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return f"--traces {path} is a folder; give a file name such as {path / 'traces.csv'}"
+    if not path.parent.is_dir():
+        return f"--traces {path}: the folder {path.parent} does not exist"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envlib.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="run directory (config.yaml, model.zip, normalizer.npz)")
@@ -34,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.episodes <= 10_000:
         print(f"error: --episodes must be from 1 to 10000, got {args.episodes}", file=sys.stderr)
         return 2
+    problem = traces_problem(args.traces)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     try:
         agent = load_agent(args.run_dir)
@@ -41,14 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = evaluate(agent, evaluation_seeds(args.episodes), deterministic=not args.stochastic)
-    if args.traces is not None:
-        result.traces.to_csv(args.traces, index=False)
     name = agent.config.display_name or args.run_dir.name
     print(f"{name}: {args.episodes} episodes, {'stochastic' if args.stochastic else 'deterministic'}")
     for key, value in result.metrics.items():
         text = f"{value:.3e} m" if key in METRICS_IN_M else f"{value:.4g}"
         print(f"  {key:<24} {text}")
-    print(json.dumps(result.metrics))
+    print(json.dumps(result.metrics), flush=True)
+    if args.traces is not None:
+        try:  # after the metrics, so a file that cannot be written loses none of them
+            result.traces.to_csv(args.traces, index=False)
+        except OSError as exc:
+            print(f"error: cannot write --traces {args.traces}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0
 
 

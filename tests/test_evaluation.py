@@ -192,3 +192,22 @@ def test_evaluate_cli_prints_the_metrics(runs):
         [sys.executable, "-m", "envlib.evaluate", str(runs["a"] / "nope")], cwd=ROOT, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "config.yaml: missing" in missing.stderr
+
+
+def test_evaluate_cli_refuses_a_traces_path_it_cannot_write_without_losing_the_metrics(runs, tmp_path):
+    def cli(traces: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "envlib.evaluate", str(runs["a"]), "--episodes", "2", "--traces", str(traces)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    for where, says in ((tmp_path, "is a folder"), (tmp_path / "no" / "t.csv", "does not exist")):
+        refused = cli(where)
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.stdout == ""  # refused before evaluating anything
+    # A folder that exists but takes no new file: only writing finds out, after the metrics.
+    late = cli(Path("/proc/traces.csv"))
+    assert late.returncode == 1 and "cannot write --traces" in late.stderr and "Traceback" not in late.stderr
+    assert json.loads(late.stdout.splitlines()[-1])["n_episodes"] == 2
+    written = cli(tmp_path / "t.csv")
+    assert written.returncode == 0 and len(pd.read_csv(tmp_path / "t.csv")) == 2 * 26
