@@ -81,9 +81,14 @@ PRETRAINED: dict[str, PretrainedAgent] = {agent.id: agent for agent in AGENTS}
 
 def score(agent_id: str, episodes: int = SCORE_EPISODES) -> dict[str, float]:
     """Evaluate a shipped agent on the fixed seeds (deterministic); its metrics."""
+    return _score_run(PRETRAINED[agent_id].path, episodes)
+
+
+def _score_run(run_dir: Path, episodes: int = SCORE_EPISODES) -> dict[str, float]:
+    """The metrics of the agent in ``run_dir`` on the fixed seeds (deterministic policy)."""
     from envlib.agent import load_agent
 
-    return evaluate(load_agent(PRETRAINED[agent_id].path), evaluation_seeds(episodes)).metrics
+    return evaluate(load_agent(run_dir), evaluation_seeds(episodes)).metrics
 
 
 def _thin_episodes(run_dir: Path) -> int:
@@ -104,8 +109,8 @@ def _versions() -> dict[str, str]:
 def retrain(agent_id: str, *, max_timesteps: int | None = None, progress_bar: bool = False) -> dict[str, Any]:
     """Retrain one shipped agent from its ``config.yaml``, evaluate it and write ``scores.json``.
 
-    Trains into a scratch folder next to it and moves the files in only when training
-    finished, so a failed or stopped retraining leaves the shipped agent as it was.
+    Trains and scores in a scratch folder next to it and moves the files in only when both
+    finished, so a failed or stopped retraining leaves the shipped agent (model and scores) as it was.
 
     :param agent_id: an id of :data:`PRETRAINED`.
     :param max_timesteps: cap on total_timesteps (for trying the pipeline quickly).
@@ -126,11 +131,6 @@ def retrain(agent_id: str, *, max_timesteps: int | None = None, progress_bar: bo
     if result.status != "finished":
         raise RuntimeError(f"retraining {agent_id} ended {result.status}")
     every_k = _thin_episodes(scratch)
-    for path in scratch.iterdir():
-        # config.yaml stays the checked-in one, also after a capped trial (scores.json has the steps).
-        if path.name not in ("progress.json", "config.yaml"):
-            os.replace(path, agent.path / path.name)
-    shutil.rmtree(scratch)
     scores = {
         "id": agent.id,
         "display_name": agent.display_name,
@@ -139,7 +139,7 @@ def retrain(agent_id: str, *, max_timesteps: int | None = None, progress_bar: bo
             "seeds": f"envlib.evaluation.evaluation_seeds({SCORE_EPISODES})",
             "deterministic": True,
         },
-        "metrics": score(agent_id),
+        "metrics": _score_run(scratch),  # before the move: a model never ships with another's scores
         "training": {
             "timesteps": result.timesteps,
             "wall_s": round(result.elapsed_s, 1),
@@ -150,7 +150,12 @@ def retrain(agent_id: str, *, max_timesteps: int | None = None, progress_bar: bo
         },
         "versions": _versions(),
     }
-    write_atomic(agent.path / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
+    write_atomic(scratch / SCORES_FILE, json.dumps(scores, indent=2) + "\n")
+    for path in scratch.iterdir():
+        # config.yaml stays the checked-in one, also after a capped trial (scores.json has the steps).
+        if path.name not in ("progress.json", "config.yaml"):
+            os.replace(path, agent.path / path.name)
+    shutil.rmtree(scratch)
     return scores
 
 

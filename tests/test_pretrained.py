@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 
+import envlib.pretrained
 from envlib.agent import load_agent
 from envlib.evaluation import evaluate, evaluation_seeds
 from envlib.pretrained import AGENTS, PRETRAINED, PRETRAINED_DIR, SCORE_EPISODES, readme_table
@@ -105,3 +109,28 @@ def test_loading_every_agent_builds_no_optimizer_and_never_imports_torch_dynamo(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_retraining_swaps_in_model_and_scores_together_or_neither(tmp_path, monkeypatch):
+    """Ctrl-C while the new agent is scored leaves the old model with its own scores."""
+    shutil.copytree(PRETRAINED["negobj-delta"].path, tmp_path / "negobj-delta")
+    monkeypatch.setattr(envlib.pretrained, "PRETRAINED_DIR", tmp_path)
+    agent = tmp_path / "negobj-delta"
+    shipped = {name: (agent / name).read_bytes() for name in ("model.zip", "scores.json", "normalizer.npz")}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(envlib.pretrained, "evaluate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            envlib.pretrained.retrain("negobj-delta", max_timesteps=1)
+    assert {name: (agent / name).read_bytes() for name in shipped} == shipped
+
+    scores = envlib.pretrained.retrain("negobj-delta", max_timesteps=1)  # one rollout: 5,000 steps
+    assert (agent / "model.zip").read_bytes() != shipped["model.zip"]
+    assert json.loads((agent / "scores.json").read_text()) == scores
+    assert scores["training"]["timesteps"] == 5000
+    metrics = evaluate(load_agent(agent), evaluation_seeds(SCORE_EPISODES)).metrics
+    assert metrics == pytest.approx(scores["metrics"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["negobj-delta"]  # no scratch folder left
