@@ -338,8 +338,19 @@ def _format(value: float) -> str:
     return f"{float(value):.7g}"
 
 
-def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+#: A CSV log larger than this is read from its header and its last this many bytes only, B.
+#: 16 MiB hold some 300,000 episodes: every episode of a run of the server's 1,000,000 steps
+#: unless its episodes are shorter than about 4 steps; a plot needs far fewer.
+MAX_CSV_BYTES = 16 * 2**20
+
+
+def read_csv(path: str | Path, columns: Sequence[str], max_bytes: int = MAX_CSV_BYTES) -> pd.DataFrame:
     """Read a run's CSV log; a last line still being written is ignored.
+
+    Memory stays bounded: of a file larger than ``max_bytes`` (default :data:`MAX_CSV_BYTES`)
+    only the header and the whole lines of its last ``max_bytes`` are read, so the frame holds
+    the newest rows (the ``timesteps`` column still says where they are in the run), and
+    ``frame.attrs["skipped_bytes"]`` is the number of bytes of older rows left out (else 0).
 
     :return: a DataFrame with ``columns`` (empty if the file does not exist yet).
     :raises RunError: if the header or a value is not what the log writes.
@@ -347,7 +358,11 @@ def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        raw, skipped = _read_head_and_tail(path, max_bytes)
+    except OSError as exc:
+        raise RunError(path, f"cannot be read: {exc}") from None
+    text = raw.decode("utf-8", errors="replace")
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     try:
@@ -360,7 +375,24 @@ def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
         raise RunError(path, f"columns must be {list(columns)}, got {list(frame.columns)}")
     if not frame.empty and not all(pd.api.types.is_numeric_dtype(frame[c]) for c in columns):
         raise RunError(path, "holds a value that is not a number")
+    frame.attrs["skipped_bytes"] = skipped
     return frame
+
+
+def _read_head_and_tail(path: Path, max_bytes: int) -> tuple[bytes, int]:
+    """The whole file if it has at most ``max_bytes``; else its first line and the whole lines
+    of its last ``max_bytes``. Also returns the number of bytes left out between them."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size <= max_bytes:
+            return fh.read(size), 0
+        header = fh.readline(64 * 1024)
+        start = max(len(header), size - max_bytes)
+        fh.seek(start - 1)  # from the byte before: it tells whether `start` begins a line
+        tail = fh.read(size - start + 1)
+    first = tail.find(b"\n") + 1  # 0 if no newline: the tail is part of one (long) line
+    kept = tail[first:] if first else b""
+    return header + kept, size - len(header) - len(kept)
 
 
 def read_episodes(run_dir: str | Path) -> pd.DataFrame:

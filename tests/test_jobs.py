@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from envlib.config import ConfigError, RunConfig
-from envlib.jobs import JOB_FILE, Job, JobError, JobLimits, JobManager, list_finished_runs
-from envlib.runs import EPISODES_FILE, MODEL_FILE, read_episodes, read_progress
+from envlib.jobs import JOB_FILE, Job, JobError, JobLimits, JobManager, list_finished_runs, owner_hash
+from envlib.pretrained import PRETRAINED
+from envlib.runs import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    MODEL_FILE,
+    NORMALIZER_FILE,
+    Progress,
+    read_episodes,
+    read_progress,
+    write_progress,
+)
 
 #: A tiny but real training: 8 envs, rollouts of 128 steps, a network of one 8-unit layer.
 TINY = {
@@ -340,3 +352,28 @@ def test_a_job_whose_folder_cannot_be_deleted_stays_listed_with_the_reason(make_
         manager.delete(queued.job_id, owner="alice")
     assert queued.job_id in [j.job_id for j in manager.list()] and outside.is_dir()
     manager.stop(running.job_id, owner="alice")
+
+
+# --- damaged run folders and job records (no training: a shipped agent's files) -------------
+SHIPPED = PRETRAINED["objimp-delta"].path
+
+
+def run_folder(runs: Path, run_id: str, status: str = "finished", job: Job | None = None) -> Path:
+    """A run folder as a training leaves it: a shipped agent's files and a progress record."""
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    for name in (CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE):
+        shutil.copy(SHIPPED / name, folder / name)
+    write_progress(
+        folder,
+        Progress(status=status, timesteps=64, total_timesteps=64, fps=1.0, elapsed_s=1.0, eta_s=None,
+                 updated=time.time(), error=None, pid=os.getpid()),
+    )  # fmt: skip
+    if job is not None:
+        (folder / JOB_FILE).write_text(json.dumps(job.to_dict()))
+    return folder
+
+
+def a_job(job_id: str, owner: str = "alice", status: str = "finished", submitted: float = 1.0) -> Job:
+    return Job(job_id=job_id, status=status, owner_hash=owner_hash(owner), display_name=job_id.title(),
+               total_timesteps=64, submitted=submitted, started=submitted, ended=submitted + 1)  # fmt: skip

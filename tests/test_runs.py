@@ -21,6 +21,7 @@ from envlib.config import RunConfig
 from envlib.names import display_name, generate_run_id, sanitize_run_id
 from envlib.runs import (
     EPISODE_COLUMNS,
+    MAX_CSV_BYTES,
     ObsNormalizer,
     RunError,
     is_valid_run_id,
@@ -140,6 +141,21 @@ def test_a_csv_line_still_being_written_is_ignored(tmp_path):
     path.write_text("when,what\n1,2\n")
     with pytest.raises(RunError, match="columns must be"):
         read_csv(path, EPISODE_COLUMNS)
+
+
+def test_a_huge_csv_log_is_read_from_its_header_and_newest_rows_only(tmp_path):
+    path = tmp_path / "episodes.csv"
+    row_bytes = len("1000000,-12.34567,150,1234.567,0.0001234567,0.0002345678\n")
+    rows = MAX_CSV_BYTES // row_bytes + 20_000  # some 1.3 MB over the limit
+    lines = (f"{t:07d},-12.34567,150,1234.567,0.0001234567,0.0002345678\n" for t in range(1, rows + 1))
+    path.write_text(",".join(EPISODE_COLUMNS) + "\n" + "".join(lines) + "1,2,3")  # and a line being written
+    frame = read_csv(path, EPISODE_COLUMNS)
+    assert frame["timesteps"].iloc[-1] == rows, "the newest row is kept"
+    assert frame["timesteps"].is_monotonic_increasing and frame["timesteps"].diff().max() == 1, "whole rows only"
+    assert len(frame) == MAX_CSV_BYTES // row_bytes, "only the last MAX_CSV_BYTES are read"
+    assert frame.attrs["skipped_bytes"] == (rows - len(frame)) * row_bytes, "the older rows left out"
+    small = read_csv(path, EPISODE_COLUMNS, max_bytes=path.stat().st_size)
+    assert len(small) == rows and small.attrs["skipped_bytes"] == 0
 
 
 def test_a_config_yaml_written_by_hand_with_3e_4_is_read(tmp_path):

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
+from test_jobs import a_job, run_folder
 
 from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
-from envlib.runs import MODEL_FILE, read_progress
+from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
 from ui.common import job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
@@ -33,6 +34,7 @@ from ui.train import (
     run_colors,
     to_widget,
 )
+from ui.widgets import markdown_text
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}
@@ -545,3 +547,27 @@ def test_eight_runs_all_get_different_colours_and_history_figures_use_them():
     assert sorted(colors.values()) == sorted(COLORS)
     figures = history_figures([("a", *history_of([1000]))], "timesteps", 1, colors=[colors["run-3"]])
     assert {trace.line.color for fig in figures for trace in fig.data if trace.mode != "markers"} == {colors["run-3"]}
+
+
+#: A well-formed owner token (the ``?owner=`` of the URL).
+ALICE = "alice-token-0123456789"
+
+
+def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    folder = run_folder(runs, "long-run", job=a_job("long-run", owner=ALICE))
+    rows = MAX_CSV_BYTES // 40 + 1000  # each row below is 40 bytes or more
+    with open(folder / "episodes.csv", "w") as fh:
+        fh.write("timesteps,return,length,time_s,mae_focus,mae_all\n")
+        fh.writelines(f"{t:08d},-1.234567,2,{t / 1000:.3f},0.000123,0.000234\n" for t in range(1, rows + 1))
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
+    job_manager.clear()
+    try:
+        at = page(owner=ALICE)
+        assert not at.exception, at.exception
+        [caption] = [c.value for c in at.caption if "episode log is over" in c.value]
+        assert markdown_text("Long-Run") + ": its episode log is over 16 MB; the plots show its newest" in caption
+        assert len(at.get("plotly_chart")) == 3
+    finally:
+        job_manager().close(kill_jobs=True)
+        job_manager.clear()

@@ -37,7 +37,7 @@ from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSched
 from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_runs
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
-from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, Progress, RunError, read_csv, read_progress
+from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, MAX_CSV_BYTES, Progress, RunError, read_csv, read_progress
 from ui.widgets import (
     BEAM_LABELS,
     cell_width,
@@ -930,10 +930,15 @@ def history_body(manager: JobManager) -> None:
         source = sources[run_id]
         _progress_line(source)
         try:
-            read_history(source.run_dir)
+            episodes, _ = read_history(source.run_dir)
         except RunError as exc:
             st.warning(f"{markdown_text(source.name)}: {exc.problem}")
             continue
+        if episodes.attrs.get("skipped_bytes") and len(episodes):
+            st.caption(
+                f"{markdown_text(source.name)}: its episode log is over {MAX_CSV_BYTES // 2**20} MB; the plots show "
+                f"its newest {len(episodes):,} episodes, from step {int(episodes['timesteps'].iloc[0]):,}."
+            )
         readable.append(source)
         readable_colors.append(colors[run_id])
     if readable:
