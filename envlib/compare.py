@@ -33,7 +33,7 @@ import pandas as pd
 from envlib.beamline import MAGNET_LABELS, MAGNET_LIMITS, QUADRUPOLE_INDICES, BeamlineSimulator
 from envlib.config import EnvConfig, RunConfig
 from envlib.evaluation import episode_starts, evaluate
-from envlib.jobs import list_finished_runs
+from envlib.jobs import scan_runs
 from envlib.pretrained import AGENTS as PRETRAINED_AGENTS
 from envlib.runs import MODEL_FILE, NORMALIZER_FILE, RunError, read_config
 from envlib.task import EpisodeStart
@@ -144,8 +144,10 @@ def _unique_label(name: str, run_id: str, suffix: str, taken: set[str]) -> str:
 def available_agents(runs_dir: str | Path | None = None) -> AgentCatalog:
     """The shipped agents that have a model, then the newest finished training runs.
 
-    Runs come from :func:`envlib.jobs.list_finished_runs` (finished, or stopped with a
-    saved model). Only small files are read; nothing is loaded or unpickled.
+    Runs come from :func:`envlib.jobs.scan_runs` (finished, or stopped with a saved model);
+    the damaged run folders it finds become :attr:`AgentCatalog.problems` (at most
+    :data:`MAX_LISTED_RUNS` lines, then a count). Only small files are read; nothing is
+    loaded or unpickled.
 
     :param runs_dir: the training page's runs folder; ``ARES_RUNS_DIR`` or ``runs/`` by default.
     """
@@ -158,7 +160,11 @@ def available_agents(runs_dir: str | Path | None = None) -> AgentCatalog:
         except RunError as exc:
             catalog.problems.append(f"shipped agent {agent.display_name}: {exc.path.name} {exc.problem}")
     labels = {choice.label for choice in catalog.choices}
-    for run in list_finished_runs(runs_dir)[:MAX_LISTED_RUNS]:
+    scan = scan_runs(runs_dir)
+    catalog.problems += [str(problem) for problem in scan.problems[:MAX_LISTED_RUNS]]
+    if len(scan.problems) > MAX_LISTED_RUNS:
+        catalog.problems.append(f"{len(scan.problems) - MAX_LISTED_RUNS} more damaged run folders")
+    for run in scan.runs[:MAX_LISTED_RUNS]:
         suffix = " (stopped early)" if run.status == "stopped" else ""
         label = _unique_label(run.display_name, run.run_id, suffix, labels)
         try:

@@ -60,6 +60,7 @@ from envlib.runs import (
     CONFIG_FILE,
     MODEL_FILE,
     NORMALIZER_FILE,
+    PROGRESS_FILE,
     Progress,
     RunError,
     is_valid_run_id,
@@ -838,16 +839,46 @@ class FinishedRun:
     updated: float
 
 
-def list_finished_runs(runs_dir: str | Path | None = None) -> list[FinishedRun]:
-    """The runs in ``runs_dir`` (default: :func:`runs_dir_from_environment`) that saved a model.
+@dataclass(frozen=True)
+class RunProblem:
+    """A folder of the runs folder that looks like a run but cannot be offered, and why.
 
-    Runs started from the command line count too. Newest first. Reads only small files
-    (``progress.json``, ``job.json`` or ``config.yaml``), never the model.
+    :param run_id: the folder's name (a valid run id).
+    :param run_dir: the folder.
+    :param problem: what is wrong, e.g. ``finished, but config.yaml is missing``.
+    """
+
+    run_id: str
+    run_dir: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class RunScan:
+    """What :func:`scan_runs` found: the runs that saved a model, newest first, and the
+    damaged ones (by run id)."""
+
+    runs: list[FinishedRun]
+    problems: list[RunProblem]
+
+
+def scan_runs(runs_dir: str | Path | None = None) -> RunScan:
+    """The runs in ``runs_dir`` (default: :func:`runs_dir_from_environment`) that saved a model,
+    and the run folders that are damaged.
+
+    A folder is damaged if it has a ``model.zip`` but no ``progress.json``, an unreadable
+    ``progress.json``, or a ``progress.json`` saying finished or stopped while a file an agent
+    needs is missing. Queued, running, failed or interrupted runs are neither. Runs started from
+    the command line count too. Reads only small files (``progress.json``, ``job.json`` or
+    ``config.yaml``) and never the model.
     """
     root = Path(runs_dir) if runs_dir is not None else runs_dir_from_environment()
     if not root.is_dir():
-        return []
-    found = []
+        return RunScan([], [])
+    found, problems = [], []
     for path in root.iterdir():
         if not (is_valid_run_id(path.name) and path.is_dir()):
             continue
@@ -855,25 +886,45 @@ def list_finished_runs(runs_dir: str | Path | None = None) -> list[FinishedRun]:
             run_path(root, path.name)
         except ValueError:
             continue  # a symlink to a folder outside the runs folder: never read
-        if not all((path / name).is_file() for name in (CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE)):
-            continue
-        try:
-            progress = read_progress(path)
-        except RunError:
-            continue
-        if progress.status not in ("finished", "stopped"):
-            continue
-        found.append(
-            FinishedRun(
-                run_id=path.name,
-                run_dir=path,
-                display_name=_stored_display_name(path),
-                status=progress.status,
-                timesteps=progress.timesteps,
-                updated=progress.updated,
-            )
-        )
-    return sorted(found, key=lambda r: r.updated, reverse=True)
+        result = _inspect_run(path)
+        if isinstance(result, FinishedRun):
+            found.append(result)
+        elif result is not None:
+            problems.append(result)
+    found.sort(key=lambda r: r.updated, reverse=True)
+    problems.sort(key=lambda p: p.run_id)
+    return RunScan(found, problems)
+
+
+def _inspect_run(path: Path) -> FinishedRun | RunProblem | None:
+    """One run folder as :func:`scan_runs` sees it: ready, damaged, or neither (None)."""
+    if not (path / PROGRESS_FILE).is_file():
+        # The training writes progress.json right after config.yaml, long before model.zip.
+        has_model = (path / MODEL_FILE).is_file()
+        return RunProblem(path.name, path, f"{MODEL_FILE} saved, but {PROGRESS_FILE} is missing") if has_model else None
+    try:
+        progress = read_progress(path)
+    except RunError as exc:
+        return RunProblem(path.name, path, f"{PROGRESS_FILE} {exc.problem}")
+    if progress.status not in ("finished", "stopped"):
+        return None
+    missing = [name for name in (CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE) if not (path / name).is_file()]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        return RunProblem(path.name, path, f"{progress.status}, but {' and '.join(missing)} {verb} missing")
+    return FinishedRun(
+        run_id=path.name,
+        run_dir=path,
+        display_name=_stored_display_name(path),
+        status=progress.status,
+        timesteps=progress.timesteps,
+        updated=progress.updated,
+    )
+
+
+def list_finished_runs(runs_dir: str | Path | None = None) -> list[FinishedRun]:
+    """The runs of :func:`scan_runs` that saved a model, newest first."""
+    return scan_runs(runs_dir).runs
 
 
 def _stored_display_name(run_dir: Path) -> str:

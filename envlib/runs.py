@@ -280,21 +280,51 @@ def write_progress(run_dir: str | Path, progress: Progress) -> None:
     write_atomic(Path(run_dir) / PROGRESS_FILE, json.dumps(progress.to_dict()))
 
 
+#: The JSON types of each :class:`Progress` field (``None``: the field may be null).
+_PROGRESS_TYPES: dict[str, tuple[type | None, ...]] = {
+    "status": (str,), "timesteps": (int,), "total_timesteps": (int,), "fps": (int, float),
+    "elapsed_s": (int, float), "eta_s": (int, float, None), "updated": (int, float),
+    "error": (str, None), "pid": (int, None),
+}  # fmt: skip
+
+
+def wrong_json_type(data: dict[str, Any], types: dict[str, tuple[type | None, ...]]) -> str | None:
+    """The first key of ``data`` whose value is not of its types (``None`` in them: null is
+    allowed; a bool is never an int here), as ``key is value``; None if all fit. Absent keys pass."""
+    for key, kinds in types.items():
+        if key not in data or (data[key] is None and None in kinds):
+            continue
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, tuple(k for k in kinds if k is not None)):
+            text = repr(value)
+            return f"{key} is {text if len(text) <= 40 else text[:39] + '…'}"  # a damaged file may hold anything
+    return None
+
+
 def read_progress(run_dir: str | Path) -> Progress:
-    """Read ``progress.json``; :class:`RunError` if missing or malformed."""
+    """Read ``progress.json``; :class:`RunError` if missing or malformed.
+
+    Every field's type is checked, so a damaged record cannot reach a page as, say, a
+    string of timesteps.
+    """
     path = Path(run_dir) / PROGRESS_FILE
     if not path.is_file():
         raise RunError(path, "missing: the run has not started")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        names = [f.name for f in dataclasses.fields(Progress)]
-        if not isinstance(data, dict) or sorted(data) != sorted(names):
-            raise ValueError(f"keys must be {names}")
-        if data["status"] not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
-        return Progress(**data)
-    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise RunError(path, f"is not a valid progress record: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise RunError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(path, f"cannot be read: {exc}") from None
+    names = list(_PROGRESS_TYPES)
+    if not isinstance(data, dict) or sorted(data) != sorted(names):
+        raise RunError(path, f"is not a valid progress record: keys must be {names}")
+    wrong = wrong_json_type(data, _PROGRESS_TYPES)
+    if wrong:
+        raise RunError(path, f"is not a valid progress record: {wrong}")
+    if data["status"] not in STATUSES:
+        raise RunError(path, f"is not a valid progress record: status must be one of {STATUSES}")
+    return Progress(**data)
 
 
 def request_stop(run_dir: str | Path) -> None:

@@ -290,3 +290,22 @@ def test_a_symlink_in_the_runs_folder_to_a_run_outside_it_is_never_offered(runs,
     (folder / "evil-link").symlink_to(outside / "secret-run", target_is_directory=True)
     offered = [c.key for c in available_agents(folder).choices if c.key.startswith("run/")]
     assert offered == ["run/own-run"]
+
+
+def test_a_finished_run_that_lost_its_config_or_progress_is_left_out_with_the_reason(runs, tmp_path):
+    for run_id in ("no-config", "bad-progress", "busy"):
+        shutil.copytree(runs["pixels-delta"], tmp_path / run_id)
+    (tmp_path / "no-config" / "config.yaml").unlink()
+    (tmp_path / "bad-progress" / "progress.json").write_text("{")
+    write_progress(
+        tmp_path / "busy",
+        Progress(status="running", timesteps=1, total_timesteps=2, fps=1.0, elapsed_s=1.0, eta_s=1.0,
+                 updated=0.0, error=None, pid=1),
+    )  # fmt: skip
+    catalog = available_agents(tmp_path)
+    assert not [c for c in catalog.choices if c.key.startswith("run/")]
+    assert catalog.problems == [
+        "run bad-progress: progress.json is not valid JSON (Expecting property name enclosed in double quotes "
+        "at line 1, column 2)",
+        "run no-config: finished, but config.yaml is missing",
+    ]  # and nothing about the run still training

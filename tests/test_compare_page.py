@@ -382,3 +382,22 @@ def test_the_server_process_leaves_the_agents_runs_to_its_worker(runs_dir, agent
     result = ui.run_comparison(request, tuple(evaluation_seeds(60)), "tutorial", keep_traces=False)
     assert len(result.per_episode) == 60 * len(choices) == 180
     assert (result.per_episode["length"] > 0).all()
+
+
+def test_a_finished_run_whose_config_was_deleted_is_named_as_left_out(runs_dir, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir, copy)
+    (copy / "objimp-direct" / "config.yaml").unlink()
+    monkeypatch.setenv("ARES_RUNS_DIR", str(copy))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning if w.value.startswith("Left out")] == [
+        "Left out: run objimp-direct: finished, but config.yaml is missing"
+    ]
+    options = at.multiselect(key="cmp.agents").options
+    assert [o for o in options if "training run" in o] == ["pixels-delta  · training run"]

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from envlib.config import ConfigError, RunConfig
-from envlib.jobs import JOB_FILE, Job, JobError, JobLimits, JobManager, list_finished_runs, owner_hash
+from envlib.jobs import JOB_FILE, Job, JobError, JobLimits, JobManager, list_finished_runs, owner_hash, scan_runs
 from envlib.pretrained import PRETRAINED
 from envlib.runs import (
     CONFIG_FILE,
     EPISODES_FILE,
     MODEL_FILE,
     NORMALIZER_FILE,
+    PROGRESS_FILE,
     Progress,
     read_episodes,
     read_progress,
@@ -377,3 +378,34 @@ def run_folder(runs: Path, run_id: str, status: str = "finished", job: Job | Non
 def a_job(job_id: str, owner: str = "alice", status: str = "finished", submitted: float = 1.0) -> Job:
     return Job(job_id=job_id, status=status, owner_hash=owner_hash(owner), display_name=job_id.title(),
                total_timesteps=64, submitted=submitted, started=submitted, ended=submitted + 1)  # fmt: skip
+
+
+def test_a_run_folder_that_lost_a_file_or_its_progress_is_reported_not_dropped(tmp_path):
+    runs = tmp_path / "runs"
+    run_folder(runs, "intact")
+    (run_folder(runs, "no-config") / CONFIG_FILE).unlink()
+    (run_folder(runs, "bad-progress") / PROGRESS_FILE).write_text('{"status": "finished",')
+    (run_folder(runs, "typed-progress") / PROGRESS_FILE).write_text(
+        json.dumps({**read_progress(runs / "intact").to_dict(), "timesteps": "lots"})
+    )
+    (run_folder(runs, "no-progress") / PROGRESS_FILE).unlink()
+    stopped = run_folder(runs, "stopped-bare", status="stopped")
+    (stopped / MODEL_FILE).unlink()
+    (stopped / NORMALIZER_FILE).unlink()
+    # Not damaged: still training, failed, or never started (a queued job has only job.json).
+    (run_folder(runs, "still-running", status="running") / MODEL_FILE).unlink()
+    run_folder(runs, "failed", status="failed")
+    (runs / "queued").mkdir()
+    (runs / "queued" / JOB_FILE).write_text(json.dumps(a_job("queued", status="queued").to_dict()))
+
+    scan = scan_runs(runs)
+    assert [r.run_id for r in scan.runs] == ["intact"] == [r.run_id for r in list_finished_runs(runs)]
+    assert {p.run_id: p.problem for p in scan.problems} == {
+        "bad-progress": "progress.json is not valid JSON (Expecting property name enclosed in double quotes "
+        "at line 1, column 23)",
+        "no-config": "finished, but config.yaml is missing",
+        "no-progress": "model.zip saved, but progress.json is missing",
+        "stopped-bare": "stopped, but model.zip and normalizer.npz are missing",
+        "typed-progress": "progress.json is not a valid progress record: timesteps is 'lots'",
+    }
+    assert str(scan.problems[1]) == "run no-config: finished, but config.yaml is missing"

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from envlib.runs import (
     EPISODE_COLUMNS,
     MAX_CSV_BYTES,
     ObsNormalizer,
+    Progress,
     RunError,
     is_valid_run_id,
     read_config,
@@ -170,6 +172,20 @@ def test_a_malformed_progress_record_is_a_clear_error(tmp_path):
     (tmp_path / "progress.json").write_text('{"status": "exploded"}')
     with pytest.raises(RunError, match="not a valid progress record"):
         read_progress(tmp_path)
+    (tmp_path / "progress.json").write_text('{"status": "finished", "timesteps": 3')
+    with pytest.raises(RunError, match=r"progress.json: is not valid JSON \(Expecting .* at line 1, column 38\)$"):
+        read_progress(tmp_path)
+    fields = {"status": "finished", "timesteps": 3, "total_timesteps": 3, "fps": 1.5, "elapsed_s": 2,
+              "eta_s": None, "updated": 1.0, "error": None, "pid": 7}  # fmt: skip
+    assert read_progress_of(tmp_path, fields).timesteps == 3
+    for key, value in [("timesteps", "3"), ("updated", None), ("pid", True), ("error", 5), ("eta_s", "soon")]:
+        with pytest.raises(RunError, match=f"not a valid progress record: {key} is {re.escape(repr(value))}$"):
+            read_progress_of(tmp_path, {**fields, key: value})
+
+
+def read_progress_of(run_dir: Path, fields: dict) -> Progress:
+    (run_dir / "progress.json").write_text(json.dumps(fields))
+    return read_progress(run_dir)
 
 
 def test_normaliser_round_trips_and_normalises_like_vec_normalize(tmp_path):
