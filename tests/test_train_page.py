@@ -553,6 +553,33 @@ def test_eight_runs_all_get_different_colours_and_history_figures_use_them():
 ALICE = "alice-token-0123456789"
 
 
+@pytest.fixture
+def damaged_runs(tmp_path, monkeypatch):
+    """A runs folder with a finished job of ALICE's that lost its config.yaml, and a job whose
+    job.json is not JSON; the page's manager is made after them (as after a server restart)."""
+    runs = tmp_path / "runs"
+    (run_folder(runs, "lost-config", job=a_job("lost-config", owner=ALICE)) / "config.yaml").unlink()
+    (run_folder(runs, "garbled") / "job.json").write_text('{"job_id": "garbled", "status": ')
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
+    job_manager.clear()
+    manager = job_manager()
+    yield runs
+    manager.close(kill_jobs=True)
+    job_manager.clear()
+
+
+def test_a_finished_job_whose_files_are_damaged_says_so_and_can_be_deleted(damaged_runs):
+    at = page(owner=ALICE)
+    assert not at.exception, at.exception
+    assert [(row["run"], row["status"]) for row in table(at)] == [("Lost-Config", "finished (damaged)")]
+    assert any(
+        markdown_text("finished, but config.yaml is missing, so it cannot be compared") in w.value for w in at.warning
+    ), [w.value for w in at.warning]
+    at.button(key="train.delete").click().run()
+    assert not at.exception, at.exception
+    assert not (damaged_runs / "lost-config").exists() and table(at) == []
+
+
 def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     folder = run_folder(runs, "long-run", job=a_job("long-run", owner=ALICE))

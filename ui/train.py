@@ -34,7 +34,7 @@ import streamlit as st
 import yaml
 
 from envlib.config import ActionMode, Algorithm, ConfigError, EnvConfig, LrSchedule, RewardMode, RunConfig, TrainConfig
-from envlib.jobs import FinishedRun, Job, JobError, JobManager, list_finished_runs
+from envlib.jobs import Job, JobError, JobManager, RunScan, scan_runs
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, MAX_CSV_BYTES, Progress, RunError, read_csv, read_progress
@@ -772,8 +772,14 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
-    """One row per job: name, status, progress, speed, ETA, whose it is."""
+def job_table(
+    manager: JobManager, jobs: list[Job], owner: str, damaged: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per job: name, status, progress, speed, ETA, whose it is.
+
+    :param damaged: run id -> what is wrong with its files (:func:`disk_scan`); such a job's
+        status says so.
+    """
     rows = []
     for job in reversed(jobs):  # newest first
         progress = job_progress(manager, job)
@@ -781,7 +787,7 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
         rows.append(
             {
                 "run": job.display_name,
-                "status": status_label(job),
+                "status": status_label(job) + (" (damaged)" if job.job_id in (damaged or {}) else ""),
                 "progress": min(done, 1.0),
                 "timesteps": (
                     f"{progress.timesteps:,} / {progress.total_timesteps:,}"
@@ -798,9 +804,14 @@ def job_table(manager: JobManager, jobs: list[Job], owner: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def finished_on_disk(runs_dir: str) -> list[FinishedRun]:
-    """:func:`~envlib.jobs.list_finished_runs`, scanned at most every 10 s (not on every tick)."""
-    return list_finished_runs(runs_dir)
+def disk_scan(runs_dir: str) -> RunScan:
+    """:func:`~envlib.jobs.scan_runs`, scanned at most every 10 s (not on every tick)."""
+    return scan_runs(runs_dir)
+
+
+def damaged_runs(manager: JobManager) -> dict[str, str]:
+    """Run id -> what is wrong with its files, for the damaged folders of the runs folder."""
+    return {p.run_id: p.problem for p in disk_scan(str(manager.runs_dir)).problems}
 
 
 def _sources(manager: JobManager, jobs: list[Job]) -> dict[str, RunSource]:
@@ -809,16 +820,16 @@ def _sources(manager: JobManager, jobs: list[Job]) -> dict[str, RunSource]:
         for job in reversed(jobs)
         if job.status != "queued" and job.status != "cancelled"
     }
-    for run in finished_on_disk(str(manager.runs_dir)):  # runs trained from the command line
+    for run in disk_scan(str(manager.runs_dir)).runs:  # runs trained from the command line
         sources.setdefault(run.run_id, RunSource(run.run_id, run.display_name, run.run_dir))
-    for run in finished_on_disk(str(PRETRAINED_DIR)):  # shipped agents, if they kept their history
+    for run in disk_scan(str(PRETRAINED_DIR)).runs:  # shipped agents, if they kept their history
         sources.setdefault(
             f"pretrained/{run.run_id}", RunSource(run.run_id, f"{run.display_name} (pre-trained)", run.run_dir)
         )
     return sources
 
 
-def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
+def _controls(manager: JobManager, jobs: list[Job], owner: str, damaged: Mapping[str, str]) -> None:
     instructor = is_instructor()
     mine = [j for j in reversed(jobs) if instructor or manager.owns(j, owner)]
     if not mine:
@@ -837,6 +848,8 @@ def _controls(manager: JobManager, jobs: list[Job], owner: str) -> None:
         _act(lambda: manager.stop(job_id, owner, instructor=instructor), f"Stopping {shown}.")
     if row.button("Delete", key=P + "delete", disabled=job.active, help="Deletes the run and its files."):
         _act(lambda: manager.delete(job_id, owner, instructor=instructor), f"Deleted {shown}.")
+    if job_id in damaged:
+        st.warning(f"**{shown}**: {markdown_text(damaged[job_id])}, so it cannot be compared. Delete removes it.")
     if job.status in ("failed", "interrupted"):
         st.error(f"{shown} {job.status}: {job.error}")
         if job.log_tail:
@@ -851,7 +864,7 @@ def _act(action: Any, message: str) -> None:
     except JobError as exc:
         st.error(str(exc))
         return
-    finished_on_disk.clear()  # a deleted run must not linger in the plots
+    disk_scan.clear()  # a deleted run must not linger in the plots
     st.toast(message)
     st.rerun(scope="app")
 
@@ -895,9 +908,10 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
     active = any(j.active for j in jobs)
     if ticking and not active:
         st.rerun(scope="app")  # everything ended: redraw once and stop refreshing
+    damaged = damaged_runs(manager)
     if jobs:
         st.dataframe(
-            job_table(manager, jobs, owner),
+            job_table(manager, jobs, owner, damaged),
             hide_index=True,
             column_config={
                 "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
@@ -906,7 +920,7 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
                 "elapsed": st.column_config.TextColumn("elapsed", width=DURATION_COLUMN_PX),
             },
         )  # fmt: skip
-        _controls(manager, jobs, owner)
+        _controls(manager, jobs, owner, damaged)
     else:
         st.caption("No training jobs yet: set a config above and launch one.")
 
