@@ -242,12 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m envlib.pretrained", description=__doc__.split("\n\n")[0])
     parser.add_argument("ids", nargs="*", help=f"agents to retrain (default: all of {', '.join(PRETRAINED)})")
     parser.add_argument("--retrain", action="store_true", help="retrain, evaluate and update the README")
-    parser.add_argument("--max-timesteps", type=int, help="cap on total_timesteps (quick trial)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--max-timesteps",
+        type=int,
+        help="cap on total_timesteps, in environment steps (a quick trial; its agents replace the shipped ones "
+        "and their README rows); default: the configs' own",
+    )
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr (default: on)"
+    )
     args = parser.parse_args(argv)
     unknown = [i for i in args.ids if i not in PRETRAINED]
     if unknown:
         print(f"error: unknown agent(s) {', '.join(unknown)}; known: {', '.join(PRETRAINED)}", file=sys.stderr)
+        return 2
+    if args.max_timesteps is not None and args.max_timesteps < 1:
+        print(f"error: --max-timesteps must be at least 1, got {args.max_timesteps}", file=sys.stderr)
         return 2
     if not args.retrain:
         print(readme_table(), end="")

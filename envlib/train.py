@@ -5,7 +5,7 @@
     python -m envlib.train CONFIG.yaml --out RUNS_DIR [--run-id ID] [--max-timesteps N]
                            [--progress | --no-progress]
 
-Prints the run directory (one line on stdout) as soon as it exists. SIGTERM, SIGINT or a
+Prints the run directory (one line on stdout) as soon as it exists. SIGTERM, SIGINT (Ctrl-C) or a
 file named ``STOP`` in the run directory ends training at the next step: the model reached
 so far is saved, ``progress.json`` says ``stopped`` and the exit code is 0. A bad config or
 run id exits with 2 before anything is written; an error during training leaves
@@ -42,13 +42,24 @@ class StopOnEvent(BaseCallback):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m envlib.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", type=Path, help="run config (YAML: env and train sections)")
-    parser.add_argument("--out", type=Path, required=True, help="runs folder; the run goes to OUT/<run id>")
-    parser.add_argument("--run-id", help="run id ([a-z0-9][a-z0-9-]{0,63}); a generated name by default")
-    parser.add_argument("--max-timesteps", type=int, help="cap on total_timesteps")
+    """The command line's arguments; argparse exits with 2 and a usage line on bad ones."""
+    parser = argparse.ArgumentParser(
+        prog="python -m envlib.train",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.strip().split("\n\n")[-1],  # stopping and exit codes
+    )
+    parser.add_argument("config", type=Path, help="run config: YAML with env and train sections (safe YAML only)")
     parser.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr"
+        "--out", type=Path, required=True, help="runs folder (created if missing); the run goes to OUT/<run id>"
+    )
+    parser.add_argument("--run-id", help="run id ([a-z0-9][a-z0-9-]{0,63}); default: a generated name")
+    parser.add_argument(
+        "--max-timesteps",
+        type=int,
+        help="cap on the config's total_timesteps, in environment steps summed over all n_envs; default: no cap",
+    )
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr (default: on)"
     )
     return parser.parse_args(argv)
 
@@ -61,6 +72,8 @@ def prepare_run(args: argparse.Namespace) -> tuple[RunConfig, Path]:
             raise ValueError(f"--max-timesteps must be at least 1, got {args.max_timesteps}")
         capped = min(config.train.total_timesteps, args.max_timesteps)
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, total_timesteps=capped))
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give the folder that holds the runs")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.run_id is None:
         taken = {p.name for p in args.out.iterdir()}

@@ -14,6 +14,7 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
+import envlib.evaluate
 from envlib.agent import load_agent
 from envlib.batched import AresEAVecEnv
 from envlib.config import RunConfig
@@ -211,3 +212,13 @@ def test_evaluate_cli_refuses_a_traces_path_it_cannot_write_without_losing_the_m
     assert json.loads(late.stdout.splitlines()[-1])["n_episodes"] == 2
     written = cli(tmp_path / "t.csv")
     assert written.returncode == 0 and len(pd.read_csv(tmp_path / "t.csv")) == 2 * 26
+
+
+def test_evaluate_cli_help_states_units_limits_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as done:
+        envlib.evaluate.main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for says in ("1 to 10000 (default 200", "(errors in m)", "beam and target in m, Q in 1/m^2, correctors in rad",
+                 "exits with 2 before evaluating", "exits with 1 after the metrics"):  # fmt: skip
+        assert says in text, says

@@ -134,3 +134,13 @@ def test_retraining_swaps_in_model_and_scores_together_or_neither(tmp_path, monk
     metrics = evaluate(load_agent(agent), evaluation_seeds(SCORE_EPISODES)).metrics
     assert metrics == pytest.approx(scores["metrics"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["negobj-delta"]  # no scratch folder left
+
+
+def test_retrain_refuses_a_zero_cap_in_one_line_and_warns_that_a_trial_replaces_the_agents(capsys):
+    model = (PRETRAINED["negobj-delta"].path / "model.zip").read_bytes()
+    assert envlib.pretrained.main(["--retrain", "--max-timesteps", "0", "negobj-delta"]) == 2
+    assert capsys.readouterr().err == "error: --max-timesteps must be at least 1, got 0\n"
+    assert (PRETRAINED["negobj-delta"].path / "model.zip").read_bytes() == model
+    with pytest.raises(SystemExit):
+        envlib.pretrained.main(["--help"])
+    assert "its agents replace the shipped ones" in " ".join(capsys.readouterr().out.split())

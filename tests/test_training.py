@@ -20,6 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
+import envlib.train
 import envlib.training
 from envlib.agent import load_agent
 from envlib.config import RunConfig
@@ -346,3 +347,21 @@ def test_cli_stops_on_sigterm_and_saves_the_model(tmp_path):
     assert progress["status"] == "stopped"
     assert 0 < progress["timesteps"] < 10_000_000
     assert np.isfinite(load_agent(run).predict(np.zeros((1, 9)))[0]).all()
+
+
+def test_cli_help_states_units_defaults_stopping_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as done:
+        envlib.train.parse_args(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for says in ("environment steps summed over all n_envs; default: no cap", "default: a generated name",
+                 "(default: on)", "SIGINT (Ctrl-C)", "exits with 2", "exits with 1"):  # fmt: skip
+        assert says in text, says
+
+
+def test_cli_refuses_an_out_that_is_a_file_in_one_line(tmp_path):
+    config = write_config(tmp_path / "c.yaml", total_timesteps=256, eval_every=0)
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(ValueError, match="--out .*runs is a file; give the folder that holds the runs"):
+        envlib.train.prepare_run(envlib.train.parse_args([str(config), "--out", str(tmp_path / "runs")]))
+    assert (tmp_path / "runs").read_text() == "not a folder"
