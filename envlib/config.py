@@ -33,8 +33,25 @@ YAML_FLOAT = re.compile(
 )
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives one key twice."""
+
+
 class ConfigLoader(yaml.SafeLoader):
-    """Safe YAML loading (plain data, no Python tags) that also reads ``3e-4`` as a float."""
+    """Safe YAML loading (plain data, no Python tags) that reads ``3e-4`` as a float and refuses a repeated key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping; a key given twice is an error (PyYAML would keep the last one without a word)."""
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: keys given here override the merged ones, as YAML means
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)):
+                if key in seen:
+                    raise DuplicateKeyError(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class ConfigDumper(yaml.SafeDumper):
@@ -179,7 +196,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         return ": " + " ".join(str(exc).split())  # e.g. a ReaderError: no mark, a multi-line text
     context = getattr(exc, "context", None)
     text = f" at line {mark.line + 1}, column {mark.column + 1}: " + (f"{context}, {problem}" if context else problem)
-    if isinstance(exc, yaml.constructor.ConstructorError):
+    if isinstance(exc, yaml.constructor.ConstructorError) and not isinstance(exc, DuplicateKeyError):
         text += " (a config is plain data: Python tags are refused)"
     return text
 

@@ -149,3 +149,14 @@ def test_whole_numbers_in_scientific_notation_are_accepted_for_integer_keys():
 def test_a_name_that_looks_like_a_number_stays_a_name_through_yaml():
     config = RunConfig(display_name="1e5")
     assert RunConfig.from_yaml(config.to_yaml()).display_name == "1e5"
+
+
+def test_a_key_given_twice_is_refused_not_silently_overwritten():
+    with pytest.raises(ConfigError) as refused:
+        RunConfig.from_yaml("train:\n  seed: 1\n  n_envs: 4\n  seed: 2\n")
+    assert str(refused.value) == "config: is not valid YAML at line 4, column 3: the key 'seed' is given twice"
+    with pytest.raises(ConfigError, match="the key 'train' is given twice"):
+        RunConfig.from_yaml("train: {seed: 1}\nenv: {}\ntrain: {n_envs: 4}\n")
+    # A merge key is YAML's way to override on purpose, not a repeat.
+    merged = RunConfig.from_yaml("train: {<<: {seed: 4, n_envs: 4, batch_size: 50}, seed: 5}\n")
+    assert (merged.train.seed, merged.train.n_envs) == (5, 4)
