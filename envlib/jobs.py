@@ -22,7 +22,8 @@ The training runs in a separate OS process (``python -m envlib.train``) in its o
 so reruns, closed tabs or a restart of the server do not disturb it. A new manager on the
 same folder reads every ``job.json`` back: a running job whose process still lives is
 watched again, one whose process is gone takes the run's last ``progress.json`` status, or
-``interrupted`` if that says it was still running.
+``interrupted`` if that says it was still running. A ``job.json`` it cannot read is kept by
+run id with the reason (:meth:`JobManager.unreadable`), for an instructor to delete.
 
 The place where a job is started is the small :class:`TrainingBackend` interface (submit,
 status, stop, list), shaped like Ray's job submission API (``submit_job``,
@@ -68,12 +69,15 @@ from envlib.runs import (
     request_stop,
     run_path,
     write_atomic,
+    wrong_json_type,
 )
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
 JOB_CONFIG_FILE = "job.yaml"
+#: A job record is a few KB (its log tail at most 16 KB); a bigger ``job.json`` is not read.
+MAX_JOB_FILE_BYTES = 256 * 1024
 LOG_FILE = "train.log"
 
 JobStatus = Literal["queued", "running", "finished", "stopped", "failed", "interrupted", "cancelled"]
@@ -153,12 +157,26 @@ class Job:
         missing = required - set(data)
         if missing:
             raise ValueError(f"missing key(s): {', '.join(sorted(missing))}")
+        wrong = wrong_json_type(data, _JOB_TYPES)
+        if wrong:
+            raise ValueError(wrong)
         job = cls(**{k: v for k, v in data.items() if k in names})
         if job.status not in ACTIVE_STATUSES + TERMINAL_STATUSES:
-            raise ValueError(f"unknown status {job.status!r}")
+            raise ValueError(f"unknown status {job.status[:40]!r}")
         if not is_valid_run_id(job.job_id):
-            raise ValueError(f"invalid job id {job.job_id!r}")
+            raise ValueError(f"invalid job id {job.job_id[:40]!r}")
         return job
+
+
+#: The JSON types of each stored :class:`Job` field (``None``: it may be null); a missing
+#: optional field takes its default.
+_JOB_TYPES: dict[str, tuple[type | None, ...]] = {
+    "job_id": (str,), "status": (str,), "owner_hash": (str,), "display_name": (str,),
+    "total_timesteps": (int,), "submitted": (int, float), "started": (int, float, None),
+    "ended": (int, float, None), "backend": (str,), "handle": (str, None), "exit_code": (int, None),
+    "error": (str, None), "log_tail": (str, None), "stop_requested": (int, float, None),
+    "stop_reason": (str, None),
+}  # fmt: skip
 
 
 def owner_hash(token: str) -> str:
@@ -471,6 +489,7 @@ class JobManager:
         self.poll_s = poll_s
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._unreadable: dict[str, str] = {}  # run id -> why its job.json cannot be read
         self._wake = threading.Event()
         self._closed = threading.Event()
         self.backend.set_exit_callback(self._wake.set)
@@ -544,6 +563,15 @@ class JobManager:
         with self._lock:
             return [self._copy(j) for j in sorted(self._jobs.values(), key=lambda j: j.submitted)]
 
+    def unreadable(self) -> dict[str, str]:
+        """Run id -> why its ``job.json`` could not be read back at start-up, sorted by id.
+
+        These jobs are not in :meth:`list`: who started them is unknown, so only an
+        instructor may :meth:`delete` them.
+        """
+        with self._lock:
+            return dict(sorted(self._unreadable.items()))
+
     def stop(self, job_id: str, owner: str, instructor: bool = False) -> Job:
         """Stop a job: a queued one is cancelled; a running one saves its model and stops.
 
@@ -564,21 +592,20 @@ class JobManager:
     def delete(self, job_id: str, owner: str, instructor: bool = False) -> None:
         """Delete a job that has ended, with its whole run folder.
 
+        A job whose record could not be read (:meth:`unreadable`) may be deleted by an
+        instructor only, and not while its training process still runs.
+
         :raises JobError: unknown job, not the caller's, or still queued or running.
         """
         with self._lock:
+            if job_id in self._unreadable:
+                self._delete_unreadable(job_id, instructor)
+                return
             job = self._get(job_id)
             self._check_may_control(job, owner, instructor)
             if job.active:
                 raise JobError(f"job {job.display_name!r} is {job.status}; stop it before deleting it")
-            # The folder first: a job whose files stay (a symlink planted outside the runs
-            # folder, no permission) stays listed, with the reason, instead of vanishing.
-            try:
-                shutil.rmtree(run_path(self.runs_dir, job_id))
-            except FileNotFoundError:
-                pass
-            except (ValueError, OSError) as exc:
-                raise JobError(f"cannot delete {job.display_name!r}: {exc}") from None
+            self._remove_folder(job_id, job.display_name)
             del self._jobs[job_id]
 
     def run_dir(self, job_id: str) -> Path:
@@ -665,6 +692,32 @@ class JobManager:
                 f"job {job.display_name!r} was started by someone else; only they or an instructor may change it"
             )
 
+    def _delete_unreadable(self, run_id: str, instructor: bool) -> None:
+        if not instructor:
+            raise JobError(
+                f"the job record of run {run_id!r} cannot be read, so who started it is unknown; "
+                "only an instructor may delete it"
+            )
+        try:
+            progress: Progress | None = read_progress(self.runs_dir / run_id)
+        except RunError:
+            progress = None
+        if progress is not None and progress.status == "running" and _is_training(progress.pid, run_id):
+            raise JobError(f"run {run_id!r} is still training (process {progress.pid}); try again when it has ended")
+        self._remove_folder(run_id, run_id)
+        del self._unreadable[run_id]
+
+    def _remove_folder(self, run_id: str, name: str) -> None:
+        """Delete a run's folder; :class:`JobError` naming ``name`` if it stays."""
+        # A job whose files stay (a symlink planted outside the runs folder, no permission)
+        # stays listed, with the reason, instead of vanishing: callers forget it only after this.
+        try:
+            shutil.rmtree(run_path(self.runs_dir, run_id))
+        except FileNotFoundError:
+            pass
+        except (ValueError, OSError) as exc:
+            raise JobError(f"cannot delete {name!r}: {exc}") from None
+
     def _copy(self, job: Job) -> Job:
         position = None
         if job.status == "queued":
@@ -679,16 +732,34 @@ class JobManager:
         """Read every ``job.json`` of the runs folder back (after a restart of the server)."""
         for path in sorted(self.runs_dir.glob(f"*/{JOB_FILE}")):
             try:
-                job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
-                if job.job_id != path.parent.name:
-                    raise ValueError(f"job id {job.job_id!r} differs from its folder")
-                run_path(self.runs_dir, job.job_id)  # ValueError for a folder that leads elsewhere
-            except (OSError, ValueError, TypeError) as exc:
+                run_path(self.runs_dir, path.parent.name)  # ValueError for a folder that leads elsewhere
+            except ValueError as exc:
                 log.warning("skipping %s: %s", path, exc)
+                continue
+            try:
+                job = self._read_job(path)
+            except (OSError, ValueError, TypeError, RecursionError) as exc:
+                # Kept, not dropped: the Train page names it and an instructor may delete it.
+                log.warning("cannot read %s: %s", path, exc)
+                self._unreadable[path.parent.name] = _job_record_problem(exc)
                 continue
             self._jobs[job.job_id] = job
             if job.status == "running" and job.handle is None:
                 self._end(job, "interrupted", error="the server stopped while the job was starting")
+
+    def _read_job(self, path: Path) -> Job:
+        """The job record in ``path``; ``ValueError`` (or ``OSError``) if it is not a sound one."""
+        if path.stat().st_size > MAX_JOB_FILE_BYTES:
+            raise ValueError(f"it is larger than {MAX_JOB_FILE_BYTES // 1024} KB")
+        job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if job.job_id != path.parent.name:
+            raise ValueError(f"job id {job.job_id!r} differs from its folder")
+        if job.status == "running" and job.handle is not None and job.backend == self.backend.name:
+            try:
+                self.backend.status(job.handle)
+            except ValueError:
+                raise ValueError(f"handle {job.handle[:40]!r} is not one the {job.backend} backend makes") from None
+        return job
 
     def _schedule(self) -> None:
         running = sum(j.status == "running" for j in self._jobs.values())
@@ -755,6 +826,26 @@ class JobManager:
         job.error = error
         job.log_tail = log_tail
         self._save(job)
+
+
+def _job_record_problem(exc: Exception) -> str:
+    """What is wrong with a ``job.json``, in a few words for the Train page."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{JOB_FILE} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{JOB_FILE} is not UTF-8 text"
+    return f"{JOB_FILE} cannot be read: {exc}" if isinstance(exc, OSError) else f"{JOB_FILE} is not a job record: {exc}"
+
+
+def _is_training(pid: int | None, run_id: str) -> bool:
+    """True if process ``pid`` lives and is the training of ``run_id`` (its command line names it)."""
+    if pid is None or pid <= 0 or not _pid_alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: a live pid is taken at its word
+    return run_id.encode() in command
 
 
 def job_outcome(

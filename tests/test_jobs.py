@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -409,3 +412,52 @@ def test_a_run_folder_that_lost_a_file_or_its_progress_is_reported_not_dropped(t
         "typed-progress": "progress.json is not a valid progress record: timesteps is 'lots'",
     }
     assert str(scan.problems[1]) == "run no-config: finished, but config.yaml is missing"
+
+
+def test_an_unreadable_job_record_is_kept_named_and_deletable_by_an_instructor_only(tmp_path):
+    runs = tmp_path / "runs"
+    run_folder(runs, "sound", job=a_job("sound", submitted=2.0))
+    (run_folder(runs, "not-json") / JOB_FILE).write_text("{")
+    # Valid JSON of wrong types: "yesterday" once made list() fail to sort the jobs by time.
+    wrong = {**a_job("wrong-types").to_dict(), "submitted": "yesterday"}
+    (run_folder(runs, "wrong-types") / JOB_FILE).write_text(json.dumps(wrong))
+    running = {**a_job("bad-handle", status="running").to_dict(), "handle": "not-a-pid", "ended": None}
+    (run_folder(runs, "bad-handle", status="running") / JOB_FILE).write_text(json.dumps(running))
+    (run_folder(runs, "nested") / JOB_FILE).write_text("[" * 100_000 + "]" * 100_000)
+
+    manager = JobManager(runs, watch=False)
+    assert [j.job_id for j in manager.list()] == ["sound"]
+    unreadable = manager.unreadable()
+    assert list(unreadable) == ["bad-handle", "nested", "not-json", "wrong-types"]
+    assert unreadable["not-json"].startswith("job.json is not valid JSON (")
+    assert unreadable["wrong-types"] == "job.json is not a job record: submitted is 'yesterday'"
+    assert unreadable["bad-handle"].endswith(": handle 'not-a-pid' is not one the local backend makes")
+    assert unreadable["nested"].startswith("job.json is not a job record: maximum recursion depth")
+
+    with pytest.raises(JobError, match="only an instructor"):
+        manager.delete("not-json", owner="alice")
+    assert (runs / "not-json").is_dir()
+    manager.delete("not-json", owner="bob", instructor=True)
+    assert not (runs / "not-json").exists() and "not-json" not in manager.unreadable()
+    manager.refresh()  # the watcher's tick leaves them alone
+    assert list(JobManager(runs, watch=False).unreadable()) == ["bad-handle", "nested", "wrong-types"]
+
+
+def test_an_instructor_cannot_delete_an_unreadable_run_whose_training_still_runs(tmp_path):
+    runs = tmp_path / "runs"
+    folder = run_folder(runs, "live", status="running")
+    (folder / JOB_FILE).write_text("{")
+    # A real process whose command line names the run, as `python -m envlib.train ... --run-id live` does.
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-id", "live"])
+    try:
+        progress = read_progress(folder)
+        write_progress(folder, dataclasses.replace(progress, pid=process.pid))
+        manager = JobManager(runs, watch=False)
+        with pytest.raises(JobError, match="still training"):
+            manager.delete("live", owner="bob", instructor=True)
+        assert folder.is_dir()
+    finally:
+        process.kill()
+        process.wait()
+    manager.delete("live", owner="bob", instructor=True)
+    assert not folder.exists()

@@ -580,6 +580,23 @@ def test_a_finished_job_whose_files_are_damaged_says_so_and_can_be_deleted(damag
     assert not (damaged_runs / "lost-config").exists() and table(at) == []
 
 
+def test_an_unreadable_job_record_is_named_and_only_an_instructor_may_delete_it(damaged_runs):
+    student = page(owner=ALICE)
+    [note] = [w.value for w in student.warning if "job records cannot be read" in w.value]
+    assert "`garbled`: " + markdown_text("job.json is not valid JSON (Expecting value at line 1, column 33)") in note
+    assert "an instructor may delete them" in note
+    assert not shows(student, "train.delete_unreadable")
+
+    instructor = page(instructor_password="s3cret")
+    instructor.text_input(key="train.password").set_value("s3cret").run()
+    instructor.run()
+    assert instructor.selectbox(key="train.unreadable").value == "garbled"
+    instructor.button(key="train.delete_unreadable").click().run()
+    assert not instructor.exception, instructor.exception
+    assert not (damaged_runs / "garbled").exists()
+    assert not [w for w in instructor.warning if "job records cannot be read" in w.value]
+
+
 def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     folder = run_folder(runs, "long-run", job=a_job("long-run", owner=ALICE))

@@ -923,6 +923,30 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
         _controls(manager, jobs, owner, damaged)
     else:
         st.caption("No training jobs yet: set a config above and launch one.")
+    _unreadable_records(manager, owner)
+
+
+#: Unreadable job records named one by one; more are counted.
+MAX_UNREADABLE_SHOWN = 10
+
+
+def _unreadable_records(manager: JobManager, owner: str) -> None:
+    """A note naming the jobs whose record could not be read, with Delete for instructors."""
+    unreadable = manager.unreadable()
+    if not unreadable:
+        return
+    lines = [f"- `{run_id}`: {markdown_text(why)}" for run_id, why in list(unreadable.items())[:MAX_UNREADABLE_SHOWN]]
+    if len(unreadable) > MAX_UNREADABLE_SHOWN:
+        lines.append(f"- and {len(unreadable) - MAX_UNREADABLE_SHOWN} more")
+    instructor = is_instructor()
+    who = "You can delete them here." if instructor else "Who started them is unknown: an instructor may delete them."
+    st.warning(f"These runs' job records cannot be read, so they are not listed above. {who}\n\n" + "\n".join(lines))
+    if not instructor:
+        return
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    run_id = row.selectbox("Unreadable run", list(unreadable), key=P + "unreadable")
+    if row.button("Delete", key=P + "delete_unreadable", help="Deletes the run folder and its files."):
+        _act(lambda: manager.delete(run_id, owner, instructor=True), f"Deleted {run_id}.")
 
 
 def history_body(manager: JobManager) -> None:
