@@ -1,11 +1,13 @@
 """Configuration: bad input raises one clear ConfigError naming the key; safe YAML in and out."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 import yaml
 
-from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
+from envlib.config import ConfigError, ConfigLoader, EnvConfig, RunConfig, TrainConfig
 
 BAD_VALUES = [
     ({"env": {"reward_mod": "negative_objective"}}, "env.reward_mod", "allowed keys are"),
@@ -160,3 +162,14 @@ def test_a_key_given_twice_is_refused_not_silently_overwritten():
     # A merge key is YAML's way to override on purpose, not a repeat.
     merged = RunConfig.from_yaml("train: {<<: {seed: 4, n_envs: 4, batch_size: 50}, seed: 5}\n")
     assert (merged.train.seed, merged.train.n_envs) == (5, 4)
+
+
+def test_the_readme_lists_every_training_key_with_its_default():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Training keys", 1)[1].split("\n\n", 2)[1]
+    listed = {}
+    for row in section.splitlines()[2:]:
+        keys, defaults = row.split(" | ")[:2]
+        values = yaml.load(f"[{defaults.replace('`', '')}]", Loader=ConfigLoader)
+        listed |= dict(zip(re.findall(r"`(\w+)`", keys), values, strict=True))
+    assert listed == TrainConfig().to_dict()

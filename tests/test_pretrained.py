@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -144,3 +145,21 @@ def test_retrain_refuses_a_zero_cap_in_one_line_and_warns_that_a_trial_replaces_
     with pytest.raises(SystemExit):
         envlib.pretrained.main(["--help"])
     assert "its agents replace the shipped ones" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_main_readme_quotes_the_shipped_scores_and_training_time(scores):
+    readme = (PRETRAINED_DIR.parent / "README.md").read_text(encoding="utf-8")
+    for agent in AGENTS:
+        row = re.search(rf"^\| `{agent.id}` \| {agent.display_name} \| (.*?) \|", readme, re.MULTILINE)
+        assert row, agent.id
+        m = scores[agent.id]["metrics"]
+        if agent.config.env.abort_if_off_screen:
+            assert f"after {m['mean_episode_length']:.1f} steps" in readme
+        else:
+            value, key = (
+                (m["mean_final_mae_all"], "mae_all ") if agent.id == "full-task" else (m["mean_final_mae_focus"], "")
+            )
+            assert row.group(1) == f"{key}{value:.1e} m".replace("e-0", "e-"), agent.id
+    minutes = sum(s["training"]["wall_s"] for s in scores.values()) / 60
+    claimed = re.search(r"`make pretrained`\s+retrains them all \(about (\d+) min on 2 cores", readme)
+    assert claimed and abs(int(claimed.group(1)) - minutes) < 1, minutes
