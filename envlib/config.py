@@ -452,13 +452,17 @@ class RunConfig:
             if not isinstance(section, dict):
                 raise ConfigError(name, f"must be a mapping of keys to values, got {type(section).__name__}")
         env_data, train_data = dict(env_data), dict(train_data)
+        if "display_name" in data and "run_name" in data:
+            raise ConfigError("run_name", "give display_name or the tutorial's run_name, not both")
         display_name = data.pop("display_name", data.pop("run_name", None))
         description = data.pop("description", None)
         for key in list(data):
-            if key in env_keys:
-                env_data[key] = data.pop(key)
-            elif key in train_keys:
-                train_data[key] = data.pop(key)
+            for name, keys, section in (("env", env_keys, env_data), ("train", train_keys, train_data)):
+                if key not in keys:
+                    continue
+                if key in section:  # one of the two would be silently dropped
+                    raise ConfigError(key, f"given twice: at the top level and under {name}; keep one")
+                section[key] = data.pop(key)
         if data:
             key = sorted(map(str, data))[0]
             raise ConfigError(

@@ -101,6 +101,17 @@ def test_the_tutorials_flat_config_is_accepted():
     assert config.train.n_envs == 40 and config.train.batch_size == 100
 
 
+def test_a_key_given_flat_and_in_its_section_is_refused_not_silently_dropped():
+    with pytest.raises(ConfigError, match="given twice: at the top level and under train") as excinfo:
+        RunConfig.from_yaml("seed: 1\ntrain: {seed: 2}\n")
+    assert excinfo.value.key == "seed"
+    with pytest.raises(ConfigError, match="under env"):
+        RunConfig.from_dict({"env": {"time_limit": 25}, "time_limit": 50})
+    with pytest.raises(ConfigError, match="not both"):
+        RunConfig.from_dict({"display_name": "A", "run_name": "B"})
+    assert RunConfig.from_dict({"seed": 1, "env": {"time_limit": 25}}).train.seed == 1
+
+
 def test_yaml_with_a_python_object_tag_is_refused_and_runs_nothing(tmp_path):
     witness = tmp_path / "pwned"
     text = f"env: !!python/object/apply:builtins.open ['{witness}', 'w']\n"
