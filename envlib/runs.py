@@ -212,6 +212,13 @@ class ObsNormalizer:
             raise RunError(path, "missing: the run has no observation normaliser")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         try:
+            with path.open("rb") as file:
+                is_zip = file.read(4) == b"PK\x03\x04"
+        except OSError as exc:
+            raise RunError(path, f"cannot be read: {exc.strerror}") from None
+        if not is_zip:  # np.load would take any other bytes for a pickle, and say so
+            raise RunError(path, "is not a valid normaliser file: not an .npz archive")
+        try:
             with np.load(path, allow_pickle=False) as npz:
                 missing = sorted(set(fields) - set(npz.files))
                 if missing:

@@ -314,7 +314,7 @@ DAMAGES = {
     "model without weights": ("model.zip", "no policy.pth"),
     "model bit flip": ("model.zip", "fails its checksum"),
     "no normaliser": ("normalizer.npz", "missing"),
-    "normaliser garbage": ("normalizer.npz", "not a valid normaliser file"),
+    "normaliser garbage": ("normalizer.npz", "not a valid normaliser file: not an .npz archive"),
     "normaliser wrong size": ("normalizer.npz", "13 observation values"),
     "normaliser not finite": ("normalizer.npz", "finite numbers"),
 }
