@@ -5,7 +5,6 @@ import streamlit as st
 from ui.common import route_through_app, shared_simulator
 from ui.rewards import (
     LANDSCAPE_MIN_REM,
-    TRAIN_PREFILL_KEY,
     landscape,
     magnet_picker,
     playground_reward_state,
@@ -13,7 +12,7 @@ from ui.rewards import (
     show_landscape,
     show_reward_at,
     spec_editor,
-    training_config_for,
+    train_button,
 )
 from ui.widgets import cell_width, column_grid
 
@@ -79,8 +78,6 @@ else:
 st.divider()
 st.subheader("Train it")
 st.markdown("Opens the Train page with the tutorial's training config and this reward filled in.")
-c1, c2 = st.columns(2)
-for col, spec, name in ((c1, spec_a, "A"), (c2, spec_b, "B")):
-    if col.button(f"Train with reward {name}", disabled=spec is None, key=f"rd.train.{name}", type="primary"):
-        st.session_state[TRAIN_PREFILL_KEY] = training_config_for(spec).to_dict()
-        st.switch_page("pages/train.py")
+for col, spec, name in zip(st.columns(2), (spec_a, spec_b), "AB", strict=True):
+    with col:
+        train_button(spec, name)

@@ -101,6 +101,16 @@ def test_train_button_opens_the_train_page_with_the_spec_filled_in(page):
     assert "train.prefill" not in page.session_state  # taken by the Train page, once
 
 
+def test_a_bonus_without_thresholds_disables_train_with_the_reason_and_keeps_the_page(page):
+    page.number_input(key="rd.a.success_bonus").set_value(0.5).run()
+    assert not page.exception
+    assert page.button(key="rd.train.A").disabled and not page.button(key="rd.train.B").disabled
+    [message] = [e.value for e in page.error]
+    assert "Cannot train reward A" in message and "success" in message and "bonus to 0" in message
+    page.button(key="rd.train.B").click().run()  # the other reward still trains
+    assert not page.exception and page.title[0].value.startswith("Train")
+
+
 def test_handed_over_config_is_valid_and_carries_the_spec():
     spec = RewardSpec(weights={"mu_y": 1.0, "sigma_x": 2.0}, form="squared")
     config = RunConfig.from_dict(training_config_for(spec).to_dict())

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, BeamlineSimulator
-from envlib.config import EnvConfig, RunConfig, TrainConfig
+from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.figures import cut_figure, landscape_figure
 from envlib.landscape import GridBeams, Landscape, cut_grid, landscape_grid, landscape_of, reward_parts_at
 from envlib.reward_spec import MAX_WEIGHT, OBJECTIVE_FORMS, REWARD_KINDS, RewardSpec, RewardSpecError, preset
@@ -22,6 +22,7 @@ from ui.widgets import (
     cell_width,
     column_grid,
     formula_lines,
+    markdown_text,
 )
 
 #: Session-state key the Train page reads a config to prefill from.
@@ -224,6 +225,33 @@ def training_config_for(spec: RewardSpec) -> RunConfig:
         observation="beam_magnets_target" if steers else "beam_magnets",
     )
     return RunConfig(env=env, train=TrainConfig(), description="Trained from the Reward designer.")
+
+
+def train_button(spec: RewardSpec | None, name: str) -> None:
+    """"Train with reward <name>": hands the tutorial's config with ``spec`` to the Train page.
+
+    Disabled, with the reason under it, while the spec cannot be trained: it is invalid, or
+    the training config refuses it (a bonus within thresholds, and the tutorial sets none).
+    """
+    config, refused = None, None
+    if spec is not None:
+        try:
+            config = training_config_for(spec)
+        except ConfigError as exc:  # raised on the click, it took the rest of the page down
+            refused = exc
+    if st.button(f"Train with reward {name}", disabled=config is None, key=f"rd.train.{name}", type="primary"):
+        st.session_state[TRAIN_PREFILL_KEY] = config.to_dict()
+        st.switch_page("pages/train.py")
+    if refused is not None:
+        hint = _TRAIN_HINTS.get(refused.key, "Change the reward above to train it.")
+        st.error(markdown_text(f"Cannot train reward {name} as it is — {refused}. {hint}"))
+
+
+#: What to do about a training config's refusal, by its key.
+_TRAIN_HINTS = {
+    "reward.success_bonus": "The tutorial's training config sets no success thresholds: set the bonus to 0 to "
+    "train this reward from here.",
+}
 
 
 def magnet_picker(label: str, key: str, default: int) -> int:
