@@ -17,8 +17,10 @@ from ui.compare import (
     episode_view,
     evaluation_section,
     flags_help,
+    returns_note,
     run_or_explain,
     screen_legend,
+    show_table,
     view_options,
 )
 from ui.widgets import formula_lines
@@ -54,7 +56,8 @@ error, log_y = view_options()
 episode_curves(choices, seed, scenario, error, log_y)
 
 st.subheader("This episode")
-st.dataframe(episode_table(comparison, error), hide_index=True, width="stretch")
+show_table(episode_table(comparison, error))
+returns_note()
 flags_help()
 episode_exports(comparison, choices, error, log_y)
 

@@ -105,9 +105,32 @@ def test_two_agents_start_from_the_same_beam_and_the_table_appears(page):
     x, y = first[0]
     assert x[:-1].mean() == pytest.approx(beam[0] * 1e3, abs=1e-4)
     assert y[:-1].mean() == pytest.approx(beam[2] * 1e3, abs=1e-4)
-    table = page.dataframe[0].value
-    assert list(table["agent"]) == ["pixels-delta", "objimp-direct"]
+    table = page.table[0].value
+    assert list(table["agent"]) == [r"pixels\-delta", r"objimp\-direct"]  # literal Markdown
     assert (table["steps"] == 25).all()
+    # Each agent's return is in its own reward: named so, and said not to compare across agents.
+    assert r"return \(own reward\)" in table.columns
+    note = next(c.value for c in page.caption if "own reward" in c.value)
+    assert "does not compare" in note and "yardstick" in note
+
+
+def test_each_shipped_agents_panel_says_why_it_does_what_it_does(page):
+    # Before any run, the tutorial's five panels: each one's lesson, its whole description on hover.
+    lessons = {c.value: c.proto.help for c in page.caption if c.value.startswith("**Lesson:**")}
+    assert len(lessons) == 5
+    gary = next(text for text in lessons if "termination the agent can trigger" in text)
+    assert "time penalty makes it attractive" in gary
+    assert "push the beam off the screen" in lessons[gary]
+
+
+def test_a_description_shows_as_literal_text_and_none_shows_nothing():
+    from ui import compare as ui
+
+    assert ui.lesson_text(None) is None and ui.lesson_text("  ") is None
+    assert ui.lesson_text("My *try*: obj_j\n twice") == (r"My \*try\*\: obj\_j twice", None)
+    caption, tooltip = ui.lesson_text("Pixels. Lesson: a reward that does not measure the goal gets gamed.")
+    assert caption == r"**Lesson:** a reward that does not measure the goal gets gamed\."
+    assert tooltip.startswith(r"Pixels\. Lesson\:")
 
 
 def test_one_slider_and_play_move_every_screen_through_the_steps(page):
@@ -142,9 +165,9 @@ def test_evaluate_on_n_seeds_shows_a_table_per_agent(page):
     next(b for b in page.button if b.label == "Evaluate on 4 seeds").click()
     page.run()
     assert not page.exception, page.exception
-    table = page.dataframe[1].value
-    assert list(table["agent"]) == ["pixels-delta", "objimp-direct"]
-    assert {"mean final mae_focus (µm)", "beam left the screen (%)", "mean episode length"} <= set(table.columns)
+    table = page.table[1].value
+    assert list(table["agent"]) == [r"pixels\-delta", r"objimp\-direct"]
+    assert {r"mean \(µm\)", r"left the screen \(%\)", "mean episode length"} <= set(table.columns)
     assert (table["mean episode length"] == 25).all()
 
 
@@ -159,15 +182,15 @@ def evaluate(at: AppTest, episodes: int) -> None:
 def test_many_episodes_follows_the_chosen_agents(page):
     run_two_agents(page, seed=5)
     evaluate(page, 4)
-    assert list(page.dataframe[1].value["agent"]) == ["pixels-delta", "objimp-direct"]
+    assert list(page.table[1].value["agent"]) == [r"pixels\-delta", r"objimp\-direct"]
     # One agent removed: the episode shows one, and no evaluation still shows both.
     page.multiselect(key="cmp.agents").set_value(AGENTS[:1]).run()
-    assert list(page.dataframe[0].value["agent"]) == ["pixels-delta"]
-    assert len(page.dataframe) == 1, "the old evaluation is gone"
+    assert list(page.table[0].value["agent"]) == [r"pixels\-delta"]
+    assert len(page.table) == 1, "the old evaluation is gone"
     assert not [m for m in page.markdown if "2 agents on 4 episodes" in m.value]
     assert any("changed since the last evaluation" in i.value for i in page.info)
     evaluate(page, 4)
-    assert list(page.dataframe[1].value["agent"]) == ["pixels-delta"]
+    assert list(page.table[1].value["agent"]) == [r"pixels\-delta"]
     assert any("1 agent on 4 episodes" in m.value for m in page.markdown)
 
 

@@ -85,7 +85,7 @@ def test_an_evaluation_on_compare_and_playground_moves_at_the_same_time_both_get
     with streamlit_server(tmp_path) as server:
         evaluation, seen, overlapped = asyncio.run(_evaluation_beside_moves(server.url))
     assert overlapped, f"the evaluation answered before the student's {MOVES_DURING_EVALUATION} moves did"
-    table = evaluation.table(-1, kind="dataframe")  # the last table: the evaluation's
+    table = evaluation.table(-1)  # the last table: the evaluation's
     assert len(table) == 5, "a row per tutorial agent"
     charts = evaluation.of_kind("plotly_chart")
     assert len(charts) == 1, "the evaluation reran its own section (one box plot), not the episode's screens"

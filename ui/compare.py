@@ -120,6 +120,10 @@ ERROR_LABELS = {
     "mae_focus": "mae_focus = (|σx − σx'| + |σy − σy'|) / 2",
     "mae_all": "mae_all = mean error of μx, σx, μy, σy",
 }
+#: A flag's name in a table's header, where the evaluation's nine columns share 1024 px.
+FLAG_SHORT = {"left_screen": "left the screen", "aborted": "ended early", "blown_up": "blown up", "pinned": "pinned"}
+#: The return's column: each agent's return is in its own reward (see :func:`returns_note`).
+RETURN_COLUMN = "return (own reward)"
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -310,6 +314,23 @@ def agent_title(choice: AgentChoice, color: str) -> None:
     st.markdown(f'#### :color[■]{{foreground="{color}"}} {markdown_text(choice.label)}')
 
 
+def lesson_text(description: str | None) -> tuple[str, str | None] | None:
+    """An agent's description for its panel: ``(caption, tooltip)``, or None without one.
+
+    A shipped agent's description ends in "Lesson: ..." (why it does what it does): the
+    caption is that sentence and the tooltip the whole description; a panel of five lines
+    each would push the reward formulas out of view on a projector. Any other description
+    is the caption itself. Both as literal Markdown (descriptions of runs come from users).
+    """
+    if not description or not description.strip():
+        return None
+    text = " ".join(description.split())
+    _, found, lesson = text.partition("Lesson:")
+    if found and lesson.strip():
+        return f"**Lesson:** {markdown_text(lesson.strip())}", markdown_text(text)
+    return markdown_text(text), None
+
+
 def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
     """The agent's settings and reward formula, at their full height.
 
@@ -335,6 +356,9 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
     for i, choice in enumerate(choices):
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
             agent_title(choice, colors[choice.label])
+            lesson = lesson_text(choice.config.description)
+            if lesson is not None:
+                st.caption(lesson[0], help=lesson[1])
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
                 flags = flags[flags["episode"] == 0]
@@ -810,13 +834,42 @@ def episode_table(comparison: Comparison, error: str) -> pd.DataFrame:
             {
                 "agent": name,
                 f"final {error} (µm)": round(float(per[f"final_{error}"]) * UM, 1),
-                "return": round(float(per["return"]), 3),
+                RETURN_COLUMN: round(float(per["return"]), 3),
                 "steps": int(per["length"]),
                 "flags": "; ".join(f"step {f.step}: {FLAG_LABELS[f.flag]} ({f.detail})" for f in flags.itertuples())
                 or "—",
             }
         )
     return pd.DataFrame(rows)
+
+
+def show_table(table: pd.DataFrame) -> None:
+    """A small table whose headers and cells wrap: on a projector's 1024 px a dataframe cut
+    its long flag texts and the evaluation's columns. Names and texts as literal Markdown
+    (``st.table`` renders Markdown; agent names come from users); numbers keep their digits."""
+    shown = table.rename(columns=markdown_text)
+    for column in [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]:
+        shown[column] = shown[column].map(markdown_text)
+    st.table(shown.style.format(_number_format(table)), hide_index=True)
+
+
+def _number_format(table: pd.DataFrame) -> dict[str, str]:
+    """Per (escaped) column, the format that shows its rounded numbers as rounded."""
+    formats = {}
+    for column in table.columns:
+        if table[column].dtype.kind == "f":
+            decimals = 3 if "return" in column else 1 if "(µm)" in column or "length" in column else 0
+            formats[markdown_text(column)] = f"{{:,.{decimals}f}}"
+    return formats
+
+
+def returns_note() -> None:
+    """Why the returns of the agents cannot be compared, and what can."""
+    st.caption(
+        f"**{RETURN_COLUMN}**: the sum of each agent's *own* reward over the episode. Every agent "
+        "is scored by a different reward, so one agent's return does not compare with another's "
+        "(a bigger one is not a better agent). The beam error is the one yardstick for all."
+    )
 
 
 def comparison_html(comparison: Comparison, choices: Sequence[AgentChoice], error: str, log_y: bool) -> str:
@@ -904,8 +957,12 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     with st.spinner(f"{len(agents)} agents × {episodes} episodes … (runs of all sessions take turns)"):
         result = run_or_explain(agents, tuple(evaluation_seeds(episodes)), scenario_done, keep_traces=False)
     agents_text = f"{len(agents)} agent{'s' if len(agents) > 1 else ''}"
-    st.markdown(f"**{agents_text} on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]})")
-    st.dataframe(evaluation_table(result, error), hide_index=True, width="stretch")
+    st.markdown(
+        f"**{agents_text} on {episodes} episodes** (beams: {SCENARIO_LABELS[scenario_done]}): final `{error}` "
+        "of the episodes in µm, and in how many % of them each flag was raised"
+    )
+    show_table(evaluation_table(result, error))
+    returns_note()
     colors = _by_label(agents, plot_colors(choices))
     figure = evaluation_figure(result, error=error, log_y=log_y, colors=colors)
     st.plotly_chart(figure, config=PLOT_CONFIG, theme=None, key="cmp.box")
@@ -919,12 +976,13 @@ def evaluation_table(result: Comparison, error: str) -> pd.DataFrame:
     """The tutorial's metrics and the pathology rates per agent, in display units."""
     summary = result.summary(error)
     table = pd.DataFrame({"agent": summary.index})
-    table[f"mean final {error} (µm)"] = (summary["mean final MAE"] * UM).round(1).to_numpy()
-    table[f"median final {error} (µm)"] = (summary["median final MAE"] * UM).round(1).to_numpy()
-    for _kind, label in FLAG_LABELS.items():
-        table[f"{label} (%)"] = (summary[f"fraction {label}"] * 100).round(0).to_numpy()
+    # Short headers: nine columns fit a projector's 1024 px; the line above names the error.
+    table["mean (µm)"] = (summary["mean final MAE"] * UM).round(1).to_numpy()
+    table["median (µm)"] = (summary["median final MAE"] * UM).round(1).to_numpy()
+    for kind, label in FLAG_LABELS.items():
+        table[f"{FLAG_SHORT[kind]} (%)"] = (summary[f"fraction {label}"] * 100).round(0).to_numpy()
     table["mean episode length"] = summary["mean episode length"].round(1).to_numpy()
-    table["mean return"] = summary["mean return"].round(3).to_numpy()
+    table[f"mean {RETURN_COLUMN}"] = summary["mean return"].round(3).to_numpy()
     return table
 
 
