@@ -48,6 +48,17 @@ TICKS_OUTSIDE_JS = """() => {
 }"""
 
 
+#: Tables of the main area that scroll sideways: a column (the Playground's "in obj") is cut off.
+TABLES_CUT_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stTable"] *')]
+    .filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1)
+    .map(el => `table "${el.innerText.trim().slice(0, 40)}" (${el.scrollWidth} > ${el.clientWidth} px)`)"""
+
+
+def cut_tables(page) -> list[str]:
+    """The main area's tables that are wider than their column (one line per cut table)."""
+    return page.evaluate(TABLES_CUT_JS)
+
+
 def cut_elements(page) -> list[str]:
     """Texts of the main area's labels, paragraphs, formulas and chart axes that do not fit their box."""
     return page.evaluate(OVERFLOW_JS) + page.evaluate(TICKS_OUTSIDE_JS)
@@ -114,7 +125,7 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
     page.get_by_role("heading", name="Playground").wait_for()
     page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
     wait_until_idle(page)
-    assert cut_elements(page) == [], "Playground"
+    assert cut_elements(page) + cut_tables(page) == [], "Playground"
 
     page = app_browser.open("rewards")
     page.get_by_role("heading", name="Reward designer").wait_for()
@@ -196,7 +207,7 @@ def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_brow
     assert boxes["Magnets"]["y"] == pytest.approx(boxes["Screen"]["y"], abs=2)
     assert boxes["Rewards at this setting"]["y"] > table["y"] + table["height"], "rewards under the screen"
     assert boxes["Magnets"]["height"] == pytest.approx(boxes["Screen"]["height"], abs=2), "one line each"
-    assert cut_elements(page) == []
+    assert cut_elements(page) + cut_tables(page) == []
 
     # A projector's 1024 px: the rewards stay beside the screen, in view while the magnets move.
     page.set_viewport_size({"width": 1024, "height": 768})
@@ -205,7 +216,14 @@ def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_brow
         " const y = t => h.find(e => e.textContent.startsWith(t)).getBoundingClientRect().y;"
         " return Math.abs(y('Rewards') - y('Screen')) < 2; }"
     )
-    assert cut_after_resize(page) == []
+    assert cut_after_resize(page) + cut_tables(page) == []
+    # Just wide enough for three columns (the main area a little over 33 rem): the narrowest
+    # the screen's column gets, and the beam table still shows all five of its columns.
+    page.set_viewport_size({"width": 1000, "height": 768})
+    page.wait_for_function("() => document.querySelector('.st-key-pg-live').getBoundingClientRect().width < 545")
+    boxes = playground_headers(page)
+    assert boxes["Rewards at this setting"]["y"] == pytest.approx(boxes["Screen"]["y"], abs=2), "three columns"
+    assert cut_after_resize(page) + cut_tables(page) == []
 
 
 def landscape_boxes(page) -> list[dict]:

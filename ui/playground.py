@@ -46,12 +46,19 @@ K_ACTION_MODE = "pg.action_mode"
 #: Seconds each frame of the demo stays on the screen.
 DEMO_DELAY_S = 0.4
 SEED_MAX = 2**31 - 1
-#: Widths of the live panel's three columns: magnets, screen, rewards.
-COLUMNS = [1.0, 2.0, 1.6]
+#: Widths of the live panel's three columns: magnets, screen, rewards. Just above the wrap
+#: (33.5 rem, 472 px for the columns) the rewards get the ~178 px the first line of obj's
+#: formula needs, and the screen the ~192 px of the beam table.
+COLUMNS = [1.0, 2.0, 1.85]
 #: Below this width the rewards go under the magnets and the screen (rem): they keep their
 #: column on a 1024 px projector with the sidebar open (35 rem), not in 960 px (31 rem),
 #: where obj's formula would be cut.
-LIVE_WRAP_BELOW_REM = 33.0
+LIVE_WRAP_BELOW_REM = 33.5
+#: The beam table's cells with 3 px of side padding, not Streamlit's 8 + 6: its five columns
+#: then fit the screen's column (~200 px just above the wrap), where "in obj" was cut off.
+TABLE_CSS = (
+    '<style>.st-key-pg-live [data-testid="stTable"] :is(th, td) {padding-left: 3px; padding-right: 3px;}</style>'
+)
 MODE_COLORS = {"negative_objective": "#1f77b4", "objective_improvement": "#2ca02c", "sum_of_pixels": "#d62728"}
 ERROR_COLORS = {"mu_x": "#9467bd", "sigma_x": "#ff7f0e", "mu_y": "#17becf", "sigma_y": "#8c564b"}
 
@@ -67,6 +74,7 @@ def render() -> None:
     playing = _advance_demo(session)
 
     _toolbar(session, playing)
+    st.html(TABLE_CSS)
     with wrapping_columns("pg-live", LIVE_WRAP_BELOW_REM):
         live_panel()
     _history_panel(session)
