@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from ui.common import agent_workers, freeze_startup_heap, setting_problems, sidebar_about
+from ui.common import agent_workers, freeze_startup_heap, keep_owner_in_url, setting_problems, sidebar_about
 
 st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
+keep_owner_in_url()  # before any page draws: a reload on any page keeps this session's jobs
 
 pages = {
     "Explore": [

@@ -47,8 +47,8 @@ def live_section_script() -> None:
 
     import streamlit as st
 
-    from ui.common import job_manager
-    from ui.train import live_body, session_owner
+    from ui.common import job_manager, session_owner
+    from ui.train import live_body
 
     manager = job_manager()
     start, cpu_start = time.perf_counter(), time.thread_time()

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from ui.common import job_manager, route_through_app
-from ui.train import config_form, instructor_box, live_section, session_owner
+from ui.common import job_manager, route_through_app, session_owner
+from ui.train import config_form, instructor_box, live_section
 
 route_through_app()
 st.title("Train an agent")

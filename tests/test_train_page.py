@@ -16,7 +16,7 @@ from test_jobs import a_job, run_folder
 from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
-from ui.common import job_manager
+from ui.common import OWNER_TOKEN, job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
     COLORS,
@@ -25,7 +25,6 @@ from ui.train import (
     FIELDS,
     LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
-    OWNER_TOKEN,
     config_data,
     duration,
     history_figures,
@@ -179,6 +178,17 @@ def test_a_half_filled_form_and_the_owner_survive_a_visit_to_another_page(manage
     assert (field(at, "train.gamma").value, field(at, "display_name").value) == (0.95, "Half done")
     assert at.selectbox(key="train.preset").value == CUSTOM_PRESET
     assert at.query_params["owner"] == token
+
+
+def test_no_token_is_made_before_the_train_page_needs_one(manager):
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
+    at.query_params["owner"] = "<b>x</b>"  # not a token: not adopted
+    at.run()
+    assert not at.exception and at.title[0].value == "Playground"
+    assert "train.owner" not in at.session_state
+    at.query_params["owner"] = "T" * 22  # a token: adopted on any page
+    at.run()
+    assert at.session_state["train.owner"] == "T" * 22
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import threading
 
 import streamlit as st
@@ -18,6 +20,49 @@ ABOUT = (
     "agent does, on a real accelerator task: focus and centre the electron beam on a screen of "
     "the ARES linac (DESY), simulated with Cheetah."
 )
+
+
+#: Query parameter that carries the owner token in the page's URL.
+OWNER_PARAM = "owner"
+#: An owner token as ``secrets.token_urlsafe(16)`` makes it: 22 URL-safe base64 characters.
+OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+#: Session-state key of this session's owner token.
+OWNER_KEY = "train.owner"
+
+
+def keep_owner_in_url() -> None:
+    """Keep this session's owner token in ``?owner=`` on every page. ``app.py`` calls it first.
+
+    Streamlit drops query parameters on a page change; were the token put back only by the
+    Train page, a reload on any other page lost the student's jobs. A session without a token
+    adopts a well-formed one from its URL (a reload, a bookmark), on whichever page it lands.
+    Two dict look-ups per run; the URL changes only when the token is missing from it.
+    """
+    token = st.session_state.get(OWNER_KEY)
+    from_url = st.query_params.get(OWNER_PARAM)
+    if token is None:
+        if isinstance(from_url, str) and OWNER_TOKEN.fullmatch(from_url):  # user input: only a well-formed token
+            st.session_state[OWNER_KEY] = from_url
+        return
+    if from_url != token:
+        st.query_params[OWNER_PARAM] = token
+
+
+def session_owner() -> str:
+    """This browser's owner token (random; it marks the jobs it started), kept in the URL.
+
+    Session state alone dies with the tab, so a reload lost the student's jobs (and reset the
+    per-user limit); the token therefore lives in ``?owner=`` too and is read back from there
+    (:func:`keep_owner_in_url`). Made on the first visit to the Train page. Trade-off: whoever
+    gets this URL shares these jobs. Fine for a classroom; the instructor password still
+    controls every job.
+    """
+    keep_owner_in_url()
+    token = st.session_state.get(OWNER_KEY)
+    if token is None:
+        token = st.session_state[OWNER_KEY] = secrets.token_urlsafe(16)
+        st.query_params[OWNER_PARAM] = token
+    return token
 
 
 def sidebar_about() -> None:

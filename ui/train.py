@@ -17,8 +17,6 @@ Session state keys start with ``train.``.
 from __future__ import annotations
 
 import hmac
-import re
-import secrets
 import time
 import typing
 from collections.abc import Mapping, Sequence
@@ -379,32 +377,7 @@ def _on_upload(max_timesteps: int) -> None:
     load_into_form(config.to_dict(), max_timesteps)
 
 
-# --- session --------------------------------------------------------------------------------
-#: Query parameter that carries the owner token in the page's URL.
-OWNER_PARAM = "owner"
-#: An owner token as ``secrets.token_urlsafe(16)`` makes it: 22 URL-safe base64 characters.
-OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
-
-
-def session_owner() -> str:
-    """This browser's owner token (random; it marks the jobs it started), kept in the URL.
-
-    Session state alone dies with the tab, so a reload lost the student's jobs (and reset the
-    per-user limit); the token therefore lives in ``?owner=`` too and is read back from there.
-    Trade-off: whoever gets this URL shares these jobs. Fine for a classroom; the instructor
-    password still controls every job.
-    """
-    token = st.session_state.get(P + "owner")
-    if token is None:
-        from_url = st.query_params.get(OWNER_PARAM)
-        valid = isinstance(from_url, str) and OWNER_TOKEN.fullmatch(from_url)
-        token = from_url if valid else secrets.token_urlsafe(16)  # user input: only a well-formed token
-        st.session_state[P + "owner"] = token
-    if st.query_params.get(OWNER_PARAM) != token:
-        st.query_params[OWNER_PARAM] = token  # new, or dropped by a visit to another page
-    return token
-
-
+# --- instructor -----------------------------------------------------------------------------
 def instructor_password() -> str | None:
     """The instructor password from ``.streamlit/secrets.toml``, or None if none is set."""
     try:
