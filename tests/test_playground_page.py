@@ -209,6 +209,27 @@ def test_play_from_delta_mode_switches_to_direct_mode_as_in_the_tutorial(app, mo
     assert "New setup" not in " ".join(t.value for t in app.toast)
 
 
+def test_play_after_delta_steps_starts_a_direct_episode_and_the_history_says_so(app, monkeypatch):
+    monkeypatch.setattr(ui.playground, "DEMO_DELAY_S", 0.0)
+    set_magnets(app, Q1=30.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    step.click().run()
+    session = app.session_state["pg.session"]
+    assert [row["action_mode"] for row in session.history] == ["delta"] * 3
+    [play] = [b for b in app.button if b.label == "Play demo"]
+    play.click().run()
+    assert not app.exception
+    session = app.session_state["pg.session"]
+    # The delta steps are not in the demo's episode: it starts at step 0, from zero magnets.
+    assert [row["step"] for row in session.history] == list(range(1 + DEMO_STEPS))
+    assert {row["action_mode"] for row in session.history} == {"direct"}
+    assert session.history[0]["Q1"] == 0.0
+    [note] = [c.value for c in app.caption if c.value.startswith("This episode")]
+    assert "action_mode **direct**" in note
+    assert "every reward mode" in app.get("plotly_chart")[1].proto.spec
+
+
 def test_clear_history_and_csv_download(app, monkeypatch):
     downloads = {}  # url -> bytes, as the page hands them to Streamlit's media store
     original = MemoryMediaFileStorage.load_and_get_id

@@ -353,7 +353,7 @@ def history_figures(history: list[dict], terms: Sequence[str]) -> tuple[go.Figur
 
     # Dict specs: one validation each (make_subplots and update_* calls cost ~20 ms).
     return (
-        go.Figure(data=reward_traces, layout=layout("Reward per step, every mode", "reward")),
+        go.Figure(data=reward_traces, layout=layout("Reward per step, every reward mode", "reward")),
         go.Figure(data=error_traces, layout=layout("Beam error per step", "|beam − target| (mm)")),
     )
 
@@ -364,8 +364,13 @@ def _clear_history() -> None:
 
 def _history_panel(session: PlaygroundSession) -> None:
     st.subheader("History")
-    if len(session.history) <= 1:
-        st.caption("No steps yet: press **Step** or **Play demo**. Step 0 is the state at the last reset.")
+    # One episode, one action_mode: a new mode (also Play demo's switch to direct) starts a new episode.
+    modes = sorted({row["action_mode"] for row in session.history})
+    st.caption(
+        f"This episode, since the last reset (step 0), all in action_mode **{', '.join(modes)}**: "
+        "changing the setup or the step mode starts a new episode from the current magnets."
+        + ("" if len(session.history) > 1 else " No steps yet: press **Step** or **Play demo**.")
+    )
     rewards_fig, errors_fig = history_figures(session.history, session.config.objective_terms)
     c_rewards, c_errors = st.columns(2)
     c_rewards.plotly_chart(rewards_fig, key="pg.history.rewards", config={"displayModeBar": False})
