@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from envlib.beamline import BeamlineSimulator
 from envlib.config import DEMO_INCOMING_BEAM
+from ui.widgets import slider_page_step
 
 pytestmark = pytest.mark.browser
 
@@ -50,6 +51,18 @@ def test_moving_a_magnet_by_keyboard_moves_the_beam(app_browser, tmp_path):
     expected = BeamlineSimulator().track(np.array([0.5, 0, 0, 0, 0]), np.array(DEMO_INCOMING_BEAM), np.zeros(8))[0]
     np.testing.assert_allclose(after, expected * 1e3, atol=6e-5)
     assert (tmp_path / "playground.png").stat().st_size > 10_000
+
+    # One arrow press is 0.1 of ±72: keyboard users take the bigger steps the help names.
+    page.keyboard.press("PageUp")
+    expect(q1).to_have_value(f"{0.5 + slider_page_step(-72.0, 72.0, 0.1):g}")  # 14.9
+    page.keyboard.press("Shift+ArrowLeft")
+    expect(q1).to_have_value("0.5")
+    page.keyboard.press("End")
+    expect(q1).to_have_value("72")
+    cv = page.get_by_role("slider", name="CV (mrad)")
+    cv.focus()
+    page.keyboard.press("PageDown")
+    expect(cv).to_have_value(f"{-slider_page_step(-6.18, 6.18, 0.01):g}")  # -1.24
     app_browser.assert_offline()
 
 

@@ -160,6 +160,14 @@ def test_direct_mode_steps_onto_the_sliders(app):
     assert app.session_state["pg.session"].magnets[0] == pytest.approx(30.0)
 
 
+def test_magnet_slider_help_names_the_bigger_keyboard_steps(app):
+    # An arrow press moves a quadrupole 0.1 of ±72 1/m²: the help names PageUp/PageDown and Home/End.
+    assert "PageUp/PageDown (or Shift + ←/→) 14.4, Home/End the limits" in app.slider(key="pg.magnet.Q1").help
+    assert "PageUp/PageDown (or Shift + ←/→) 1.24," in app.slider(key="pg.magnet.CV").help
+    app.toggle(key="pg.normalised").set_value(True).run()
+    assert "PageUp/PageDown (or Shift + ←/→) 0.2," in app.slider(key="pg.magnet.Q1").help
+
+
 def test_corrector_sliders_reach_zero_and_stop_at_the_limit(app):
     cv = app.slider(key="pg.magnet.CV")
     assert (cv.min, cv.max, cv.step) == (-6.18, 6.18, 0.01)  # 0 is min + 618 steps, on the slider's grid

@@ -179,6 +179,13 @@ def slider_limit(limit: float, step: float) -> float:
     return round(np.ceil(limit / step - 1e-9) * step, 10)
 
 
+def slider_page_step(low: float, high: float, step: float) -> float:
+    """How far PageUp/PageDown (and Shift + arrow) move a Streamlit slider, in its units:
+    a tenth of its range on its ``step`` grid, at least one step (React Aria's ``pageSize``,
+    which Streamlit's slider uses and does not let the app set)."""
+    return round(max(round((high - low) / 10 / step) * step, step), 10)
+
+
 def set_magnet_sliders(prefix: str, magnets: Sequence[float], normalised: bool) -> None:
     """Move the magnet sliders to ``magnets`` (SI). Call before the sliders are drawn
     in this run (e.g. from a button's ``on_click``)."""
@@ -208,6 +215,11 @@ def magnet_sliders(prefix: str, normalised: bool = False, *, disabled: bool = Fa
             low = -high
             fmt, unit = ("%+.1f" if step >= 0.1 else "%+.2f"), MAGNET_DISPLAY_UNITS[i]
         kind = "quadrupole k1" if i in (0, 1, 3) else "corrector angle"
+        # One arrow press is 0.1 of ±72 1/m²: keyboard users need the bigger keys.
+        keys = (
+            f"Keys: ←/→ {step:g}, PageUp/PageDown (or Shift + ←/→) {slider_page_step(low, high, step):g}, "
+            "Home/End the limits."
+        )
         values.append(
             st.slider(
                 f"{label} ({unit})",
@@ -218,7 +230,7 @@ def magnet_sliders(prefix: str, normalised: bool = False, *, disabled: bool = Fa
                 key=key,
                 persist_state="session",
                 disabled=disabled,
-                help=f"{label}: {kind}, limit ±{limits[i]:g} {MAGNET_DISPLAY_UNITS[i]}",
+                help=f"{label}: {kind}, limit ±{limits[i]:g} {MAGNET_DISPLAY_UNITS[i]}. {keys}",
             )
         )
     return magnets_from_display(values, normalised)
