@@ -5,6 +5,7 @@ import streamlit as st
 from ui.common import route_through_app, shared_simulator
 from ui.rewards import (
     LANDSCAPE_MIN_REM,
+    follow_train_click,
     landscape,
     magnet_picker,
     playground_reward_state,
@@ -17,6 +18,7 @@ from ui.rewards import (
 from ui.widgets import cell_width, column_grid
 
 route_through_app()
+follow_train_click()
 st.title("Reward designer")
 st.markdown(
     "A reward here is a **spec built from named terms** — never code. Build one, compare it with "
@@ -78,6 +80,6 @@ else:
 st.divider()
 st.subheader("Train it")
 st.markdown("Opens the Train page with the tutorial's training config and this reward filled in.")
-for col, spec, name in zip(st.columns(2), (spec_a, spec_b), "AB", strict=True):
+for col, spec, key, name in zip(st.columns(2), (spec_a, spec_b), ("rd.a", "rd.b"), "AB", strict=True):
     with col:
-        train_button(spec, name)
+        train_button(spec, key, name)

@@ -111,6 +111,19 @@ def test_a_bonus_without_thresholds_disables_train_with_the_reason_and_keeps_the
     assert not page.exception and page.title[0].value.startswith("Train")
 
 
+def test_train_goes_to_the_train_page_before_the_landscapes_are_redrawn(page, monkeypatch):
+    import ui.rewards
+
+    drawn = []
+    original = ui.rewards.show_landscape
+    monkeypatch.setattr(ui.rewards, "show_landscape", lambda *a, **k: drawn.append(a) or original(*a, **k))
+    page.number_input(key="rd.a.time_reward").set_value(-0.5)  # typed, then clicked: one rerun for both
+    page.button(key="rd.train.A").click().run()
+    assert not page.exception and page.title[0].value.startswith("Train")
+    assert drawn == [], "the click waited for the whole Reward designer page to be drawn again"
+    assert page.session_state["train.base"]["env"]["reward"]["time_reward"] == -0.5
+
+
 def test_handed_over_config_is_valid_and_carries_the_spec():
     spec = RewardSpec(weights={"mu_y": 1.0, "sigma_x": 2.0}, form="squared")
     config = RunConfig.from_dict(training_config_for(spec).to_dict())

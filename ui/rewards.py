@@ -122,21 +122,26 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
                     persist_state="session",
                     help="Needs success thresholds in the training config.")  # fmt: skip
     try:
-        spec = RewardSpec(
-            kind=st.session_state[f"{key}.kind"],
-            weights={n: st.session_state[f"{key}.w_{n}"] for n in BEAM_PARAMETER_NAMES},
-            form=st.session_state[f"{key}.form"],
-            normalize=st.session_state[f"{key}.normalize"],
-            pixel_weight=st.session_state[f"{key}.pixel_weight"],
-            time_reward=st.session_state[f"{key}.time_reward"],
-            off_screen_penalty=st.session_state[f"{key}.off_screen_penalty"],
-            success_bonus=st.session_state[f"{key}.success_bonus"],
-        )
+        spec = spec_from_state(key)
     except RewardSpecError as exc:
         st.error(f"**{exc.key}**: {exc.message}")
         return None
     formula_lines(spec.latex_lines())
     return spec
+
+
+def spec_from_state(key: str) -> RewardSpec:
+    """The spec the editor ``key`` holds in session state; :class:`RewardSpecError` if invalid."""
+    return RewardSpec(
+        kind=st.session_state[f"{key}.kind"],
+        weights={n: st.session_state[f"{key}.w_{n}"] for n in BEAM_PARAMETER_NAMES},
+        form=st.session_state[f"{key}.form"],
+        normalize=st.session_state[f"{key}.normalize"],
+        pixel_weight=st.session_state[f"{key}.pixel_weight"],
+        time_reward=st.session_state[f"{key}.time_reward"],
+        off_screen_penalty=st.session_state[f"{key}.off_screen_penalty"],
+        success_bonus=st.session_state[f"{key}.success_bonus"],
+    )
 
 
 def show_reward_at(spec: RewardSpec, state: RewardState, simulator: BeamlineSimulator) -> float:
@@ -227,21 +232,43 @@ def training_config_for(spec: RewardSpec) -> RunConfig:
     return RunConfig(env=env, train=TrainConfig(), description="Trained from the Reward designer.")
 
 
-def train_button(spec: RewardSpec | None, name: str) -> None:
-    """"Train with reward <name>": hands the tutorial's config with ``spec`` to the Train page.
+#: Session-state flag: a "Train with reward" click handed a config over; go to the Train page.
+_GO_TRAIN_KEY = "rd.go_train"
+
+
+def _hand_over(key: str) -> None:
+    """on_click of "Train with reward": the spec as the editor holds it now (a value typed just
+    before the click included), handed to the Train page; nothing if it cannot be trained."""
+    try:
+        config = training_config_for(spec_from_state(key))
+    except (RewardSpecError, ConfigError):
+        return  # the rerun disables the button and says why
+    st.session_state[TRAIN_PREFILL_KEY] = config.to_dict()
+    st.session_state[_GO_TRAIN_KEY] = True
+
+
+def follow_train_click() -> None:
+    """Go to the Train page if "Train with reward" was clicked. Call it before the page draws:
+    after the landscapes, the click waited for a whole rerun of the page (~0.6 s in a browser)."""
+    if st.session_state.pop(_GO_TRAIN_KEY, False):
+        st.switch_page("pages/train.py")
+
+
+def train_button(spec: RewardSpec | None, key: str, name: str) -> None:
+    """"Train with reward <name>": hands the tutorial's config with the spec of editor ``key``
+    to the Train page (see :func:`follow_train_click`).
 
     Disabled, with the reason under it, while the spec cannot be trained: it is invalid, or
     the training config refuses it (a bonus within thresholds, and the tutorial sets none).
     """
-    config, refused = None, None
+    refused = None
     if spec is not None:
         try:
-            config = training_config_for(spec)
+            training_config_for(spec)
         except ConfigError as exc:  # raised on the click, it took the rest of the page down
             refused = exc
-    if st.button(f"Train with reward {name}", disabled=config is None, key=f"rd.train.{name}", type="primary"):
-        st.session_state[TRAIN_PREFILL_KEY] = config.to_dict()
-        st.switch_page("pages/train.py")
+    st.button(f"Train with reward {name}", disabled=spec is None or refused is not None, key=f"rd.train.{name}",
+              type="primary", on_click=_hand_over, args=(key,))  # fmt: skip
     if refused is not None:
         hint = _TRAIN_HINTS.get(refused.key, "Change the reward above to train it.")
         st.error(markdown_text(f"Cannot train reward {name} as it is — {refused}. {hint}"))
