@@ -68,7 +68,7 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
             assert name in panel.inner_text()
             boxes = '[data-testid="stAlertContentError"], [data-testid="stAlertContentSuccess"]'
             assert panel.locator(boxes).count() == 1
-        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.locator('[data-testid="stTable"]').first.wait_for()
         # Done when: the abort agent's and the sum_of_pixels agent's misbehaviour is flagged
         # (red), the well-rewarded agent has no flag (green).
         gary, david, sean = (page.locator(f".st-key-cmp-panel-{i}") for i in (0, 1, 4))
@@ -92,7 +92,7 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
         episodes.fill("3")
         episodes.press("Enter")
         page.get_by_role("button", name="Evaluate on 3 seeds").click()
-        evaluation = page.locator('[data-testid="stDataFrame"]').nth(1)
+        evaluation = page.locator('[data-testid="stTable"]').nth(1)
         evaluation.wait_for(timeout=120_000)
         page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=30_000)
         wait_until_idle(page, timeout_ms=120_000)
@@ -114,8 +114,14 @@ def _boxes(chart, selector: str) -> list[dict]:
 
 def _texts_under_the_mode_bar(page, chart) -> list[str]:
     """Legend entries, titles and names of a chart that its mode bar (shown on hover) covers."""
-    chart.scroll_into_view_if_needed()
-    chart.hover(position={"x": 40, "y": 40})
+    # The chart's top in view below Streamlit's header (a chart taller than the window was
+    # scrolled to show its middle, its top under the header).
+    chart.evaluate(
+        "e => { e.scrollIntoView({block: 'start'}); let p = e.parentElement;"
+        " while (p && p.scrollHeight <= p.clientHeight) p = p.parentElement; if (p) p.scrollBy(0, -120); }"
+    )
+    top = chart.bounding_box()
+    chart.page.mouse.move(top["x"] + 40, top["y"] + 40)  # hover() scrolls the point under the header again
     bar = chart.locator(".modebar").first
     bar.wait_for(state="visible")
     box = bar.bounding_box()

@@ -119,6 +119,24 @@ OVERLAP_JS = """chart => {
 }"""
 
 
+#: Names, screens and texts of the screens figure that reach outside the chart's visible box.
+OUTSIDE_JS = """chart => {
+    const box = chart.getBoundingClientRect();
+    const parts = [...chart.querySelectorAll('g.annotation, .heatmaplayer image, .heatmaplayer')];
+    return parts.map(e => [e.textContent.trim().slice(0, 30) || e.tagName, e.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1))
+        .map(([text, r]) => `${text} at ${Math.round(r.left)}-${Math.round(r.right)} px`);
+}"""
+
+#: Elements around the screens figure whose content is wider than they show (scrolled sideways).
+SCROLLED_JS = """chart => {
+    const out = [];
+    for (let e = chart; e && !e.matches('[data-testid="stMain"]'); e = e.parentElement)
+        if (e.scrollWidth > e.clientWidth + 2) out.push(`${e.className} (${e.scrollWidth} > ${e.clientWidth} px)`);
+    return out;
+}"""
+
+
 @pytest.mark.viewport(1024, 768)
 def test_nothing_is_cut_at_1024_pixels(app_browser):
     page = app_browser.open("")
@@ -153,14 +171,25 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
 
     page = app_browser.open("compare")
     page.get_by_role("heading", name="Compare agents").wait_for()
+    # Six agents, the most a comparison takes: the tutorial's five and the full task.
+    choice = page.locator('[data-testid="stMultiSelect"] input')
+    choice.fill("Full task")
+    choice.press("Enter")
+    page.keyboard.press("Escape")
+    wait_until_idle(page, timeout_ms=60_000)
     page.get_by_role("button", name="Run side by side").click()
     screens = page.locator(".stPlotlyChart").first
     screens.locator(".slider-container").wait_for(timeout=120_000)
     wait_until_idle(page, timeout_ms=120_000)
     assert cut_elements(page) == [], "Compare agents"
-    # The screens keep 150 px per agent and scroll sideways, so names, readouts and flags
-    # of neighbouring agents never run into each other.
+    # Names, readouts and flags of neighbouring agents never run into each other.
     assert screens.evaluate(OVERLAP_JS) == []
+    # All six screens and names in view, in two rows of three: none hidden off the side
+    # (one row of six showed 3.7 of them and cut the sixth name).
+    assert screens.locator(".heatmaplayer").count() == 6
+    assert screens.evaluate(OUTSIDE_JS) == []
+    assert screens.evaluate(SCROLLED_JS) == []
+    assert cut_tables(page) == [], "This episode"
     charts = page.locator(".stPlotlyChart").count()
     episodes = page.get_by_label("Episodes N")
     episodes.fill("3")
@@ -169,11 +198,12 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
     page.locator(".stPlotlyChart").nth(charts).wait_for(timeout=120_000)
     wait_until_idle(page, timeout_ms=120_000)
     assert cut_elements(page) == [], "Compare agents, evaluated on 3 seeds"
+    assert cut_tables(page) == [], "Many episodes"
     boxes = panel_boxes(page)
     assert len(boxes) >= 2
     # Two per row, at least 14 rem each: names, reward modes and formulas keep their lines.
     assert min(b["width"] for b in boxes) >= 200
-    assert panel_rows(page) == [2, 2, 1]
+    assert panel_rows(page) == [2, 2, 2]
 
     page = app_browser.open("train")
     page.get_by_role("heading", name="Train an agent").wait_for()

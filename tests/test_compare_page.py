@@ -362,29 +362,55 @@ def test_flag_lists_wrap_to_their_screen_and_a_long_one_grows_the_figure_downwar
     choices = [c for c in available_agents(runs_dir).choices if c.key in AGENTS]
     result = compare({c.label: load_agent(c.run_dir) for c in choices}, [5])
     normal = ui.screens_figure(result)
-    assert normal.layout.height == ui.SCREENS_HEIGHT
-    # Five agents share the width: every line fits a fifth of it, and no word is lost.
+    # Three agents share a row's width: every line fits a third of it, and no word is lost.
     flags = pd.DataFrame({"step": [2, 3, 3], "flag": ["blown_up", "left_screen", "aborted"]})
-    lines = ui._flag_lines(flags, step=25, last=3, n_agents=5)
-    assert max(len(line) for line in lines) <= ui.SCREENS_FLAG_CHARS // 5
+    lines = ui._flag_lines(flags, step=25, last=3, columns=3)
+    assert max(len(line) for line in lines) <= ui.SCREENS_FLAG_CHARS // 3
     assert " ".join(lines).split() == " ".join(
         [f"⚠ step {s}: {FLAG_LABELS[f]}" for s, f in zip(flags["step"], flags["flag"], strict=True)]
         + ["episode over after 3 steps"]
     ).split()
-    # Ten flags on one agent: the figure grows by one line height per line beyond SCREENS_FLAG_LINES, and the
+    # Ten more flags on one agent: the figure grows by one line height per added line, and the
     # screens keep their size in px.
+    before = max((len(ui._flag_lines(f, 25, 25, 2)) for _, f in result.flags.groupby("agent")), default=1)
     for step in range(10):
         result.flags.loc[len(result.flags)] = ["pixels-delta", 0, "pinned", step, "made up"]
     tall = ui.screens_figure(result)
     lines = max(len(ui._flag_lines(f, 25, 25, 2)) for _, f in result.flags.groupby("agent"))
     assert lines >= 10
-    assert tall.layout.height == ui.SCREENS_HEIGHT + (lines - ui.SCREENS_FLAG_LINES) * ui.SCREENS_FLAG_LINE_PX
+    assert tall.layout.height == normal.layout.height + (lines - before) * ui.SCREENS_FLAG_LINE_PX
 
     def screen_px(figure):
         bottom, top = figure.layout.yaxis.domain
         return (top - bottom) * (figure.layout.height - ui.SCREENS_MARGIN_PX)
 
     assert screen_px(tall) == pytest.approx(screen_px(normal))
+
+
+def test_six_agents_get_two_rows_of_three_screens_and_a_long_name_wraps():
+    import pandas as pd
+
+    from ui import compare as ui
+
+    no_flags = pd.DataFrame({"step": [], "flag": []})
+    names = ["Gary Buchwald", "David Archibald", "Bertha Sparkman", "Betty Gordon", "Sean Kelley",
+             "weighted reward with a time penalty and abort (run-20261202-1412)"]  # fmt: skip
+    episode = {name: ({0: {}, 25: {}}, no_flags) for name in names}
+    height, places = ui.screens_grid(episode, 25)
+    # Three columns side by side, the same three in the second row, under the first row's texts.
+    assert {p.columns for p in places} == {3}
+    assert [p.x0 for p in places[:3]] == [p.x0 for p in places[3:]]
+    assert places[0].x0 == 0 and places[2].x0 + places[2].width == pytest.approx(1)
+    assert all(p.top < places[0].flags for p in places[3:])
+    assert all(p.bottom > 0 for p in places)
+    # Four agents: two rows of two, not three and one.
+    _, four = ui.screens_grid(dict(list(episode.items())[:4]), 25)
+    assert [p.columns for p in four] == [2] * 4
+    # The long name: two lines of its column's width, the rest shortened, whole on hover.
+    title = ui._title_lines(names[-1], 3)
+    assert len(title) == 2 and title[-1].endswith("…")
+    assert max(map(len, title)) <= ui.SCREENS_TITLE_CHARS // 3
+    assert ui._title_lines("Sean Kelley", 3) == ["Sean Kelley"]
 
 
 def test_the_server_process_leaves_the_agents_runs_to_its_worker(runs_dir, agents_only_in_workers):

@@ -16,6 +16,7 @@ import html
 import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
 from ui.widgets import (
+    balanced_columns,
     cell_width,
     column_grid,
     distinct_colors,
@@ -90,22 +92,30 @@ SCREENS_BINNING = 32
 #: hover at a chart's top right; every figure's top margin starts with it, so no title,
 #: name or legend entry sits under it.
 MODEBAR_PX = 32
-SCREENS_HEIGHT = 540 + MODEBAR_PX
-#: Paper coordinates of the screens in the figure (the rest holds readouts and the slider).
-SCREENS_TOP, SCREENS_BOTTOM = 0.93, 0.5
-#: Flag lines that fit under the screens at SCREENS_HEIGHT; each further one adds px.
-SCREENS_FLAG_LINES, SCREENS_FLAG_LINE_PX = 5, 18
+#: At most this many screens in a row; more agents wrap into rows (balanced: 4 as 2 + 2).
+#: Three keep SCREEN_MIN_PX each in a projector's ~560 px main area (1024 px with the
+#: sidebar open), where six in one row hid the last two and cut the sixth name at 1280 px.
+SCREENS_MAX_COLUMNS = 3
 #: Narrowest width of one agent's screen with its name, readout and flags, px. Below it
-#: (five agents on a projector's 1024 px) the figure keeps this width and scrolls sideways.
+#: (a window narrower than a projector) the figure keeps this width and scrolls sideways.
 SCREEN_MIN_PX = 150
-SCREENS_MARGIN = dict(l=10, r=10, t=30 + MODEBAR_PX, b=10)
+#: Height of a row's screen area by screens per row, px: a screen is 0.62 times as tall as
+#: it is wide, so three in ~560 px need ~110 px, and one or two fill the whole area.
+SCREEN_AREA_PX = {1: 215, 2: 190, 3: 150}
+#: Rows of the screens figure, px: an agent's name (per line), the readout under its
+#: screen (three lines), its flag list (per line, plus the box's padding), the gap to the
+#: next row, and the slider with Play under all rows.
+SCREENS_TITLE_LINE_PX, SCREENS_READOUT_PX = 22, 70
+SCREENS_FLAG_LINE_PX, SCREENS_FLAG_PAD_PX = 18, 14
+SCREENS_ROW_GAP_PX, SCREENS_CONTROLS_PX = 18, 80
+SCREENS_MARGIN = dict(l=10, r=10, t=MODEBAR_PX, b=10)
 #: Vertical margins (top + bottom) of the screens figure, px.
 SCREENS_MARGIN_PX = SCREENS_MARGIN["t"] + SCREENS_MARGIN["b"]
 SCREENS_GAP = 0.02
-#: Characters per line of a screen's flag list across the figure's width (14 px text on
-#: a ~820 px wide figure, a 1280-pixel screen with the sidebar open), shared by the
-#: agents: five agents get 20 characters each, which fit SCREEN_MIN_PX.
-SCREENS_FLAG_CHARS = 100
+#: Characters per line of a flag list (14 px text) and of a name (16 px bold) across the
+#: figure's width at a projector's ~560 px, shared by the screens of a row: three get 21
+#: and 18 characters each, which fit SCREEN_MIN_PX. A name wraps onto two lines at most.
+SCREENS_FLAG_CHARS, SCREENS_TITLE_CHARS, SCREENS_TITLE_LINES = 63, 54, 2
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
@@ -394,7 +404,8 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     """
     error = st.session_state.get(K_ERROR, "mae_focus")
     figure = screens_figure_cached(agent_request(choices), seed, scenario, error, plot_colors(choices))
-    with scrolling_container("cmp-screens", SCREEN_MIN_PX * len(choices)):
+    columns = balanced_columns(len(choices), SCREENS_MAX_COLUMNS)
+    with scrolling_container("cmp-screens", SCREEN_MIN_PX * columns):
         st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
 
@@ -535,43 +546,95 @@ def _first_episode(comparison: Comparison) -> dict[str, EpisodeRows]:
     }
 
 
-def _flag_lines(flags: pd.DataFrame, step: int, last: int, n_agents: int) -> list[str]:
+def _flag_lines(flags: pd.DataFrame, step: int, last: int, columns: int) -> list[str]:
     """One agent's flag list under its screen at ``step``, wrapped to its share of the width.
 
     Plotly does not wrap annotation text, and an unwrapped list ran over the next agent's;
     continuation lines are indented.
+
+    :param columns: screens per row of the figure.
     """
     pairs = zip(flags["step"].tolist(), flags["flag"].tolist(), strict=True)
     lines = [f"⚠ step {s}: {FLAG_LABELS[flag]}" for s, flag in pairs if s <= step]
     if step > last:
         lines.append(f"episode over after {last} steps")
-    width = SCREENS_FLAG_CHARS // n_agents
+    width = SCREENS_FLAG_CHARS // columns
     return [part for line in lines for part in textwrap.wrap(line, width, subsequent_indent="\u2003")]
 
 
-def _screens_scale(episode: dict[str, EpisodeRows], n_steps: int) -> tuple[int, float]:
-    """Height of the screens figure in px and the factor that keeps its top part's size.
+def _title_lines(name: str, columns: int) -> list[str]:
+    """An agent's name over its screen, wrapped to its share of the width; a name too long
+    for SCREENS_TITLE_LINES ends in "…" (the whole name is its hover text)."""
+    width = SCREENS_TITLE_CHARS // columns
+    lines = textwrap.wrap(name, width) or [""]
+    if len(lines) > SCREENS_TITLE_LINES:
+        rest = " ".join(lines[SCREENS_TITLE_LINES - 1 :])
+        lines = [*lines[: SCREENS_TITLE_LINES - 1], rest[: width - 1].rstrip() + "…"]
+    return lines
 
-    The figure grows downwards when a flag list (longest at the last step, ``n_steps``)
-    needs more lines than fit; the factor maps fractions of SCREENS_HEIGHT's plot area
-    onto the taller one.
+
+@dataclass(frozen=True)
+class ScreenPlace:
+    """Where one agent's screen and texts sit in the screens figure, in paper fractions.
+
+    :param columns: screens per row of the figure (texts wrap to their share of it).
+    :param x0: left edge of its column; ``width``: the column's width.
+    :param title: bottom of its name; ``top``, ``bottom``: its screen area;
+        ``readout``, ``flags``: tops of its readout and flag list.
     """
-    n = len(episode)
-    longest = max(len(_flag_lines(flags, n_steps, max(rows), n)) for rows, flags in episode.values())
-    height = SCREENS_HEIGHT + max(0, longest - SCREENS_FLAG_LINES) * SCREENS_FLAG_LINE_PX
-    return height, (SCREENS_HEIGHT - SCREENS_MARGIN_PX) / (height - SCREENS_MARGIN_PX)
+
+    columns: int
+    x0: float
+    width: float
+    title: float
+    top: float
+    bottom: float
+    readout: float
+    flags: float
 
 
-def _from_top(fraction: float, scale: float) -> float:
-    """A paper y fraction of the SCREENS_HEIGHT figure, at the same px from the top in a taller one."""
-    return 1 - (1 - fraction) * scale
+def screens_grid(episode: dict[str, EpisodeRows], n_steps: int) -> tuple[int, list[ScreenPlace]]:
+    """The screens' rows: ``(figure height in px, place of each agent)``.
+
+    At most SCREENS_MAX_COLUMNS screens per row, the rows balanced. Every part of a row
+    has a fixed height in px (its names' lines, its longest flag list at the last step,
+    ``n_steps``), so a long flag list grows the figure downwards and no screen shrinks.
+    """
+    names = list(episode)
+    columns = balanced_columns(len(names), SCREENS_MAX_COLUMNS)
+    width = (1 - SCREENS_GAP * (columns - 1)) / columns
+    area = SCREEN_AREA_PX[columns]
+    rows, px = [], 0  # per agent: (column, px of its name's bottom from the plot's top)
+    for first in range(0, len(names), columns):
+        row = names[first : first + columns]
+        titles = max(len(_title_lines(name, columns)) for name in row)
+        flags = max(
+            max(1, len(_flag_lines(episode[name][1], n_steps, max(episode[name][0]), columns))) for name in row
+        )
+        title = px + titles * SCREENS_TITLE_LINE_PX
+        rows += [(c, title) for c in range(len(row))]
+        px = title + area + SCREENS_READOUT_PX + flags * SCREENS_FLAG_LINE_PX + SCREENS_FLAG_PAD_PX
+        px += SCREENS_ROW_GAP_PX
+    plot = px + SCREENS_CONTROLS_PX
+
+    def y(at: float) -> float:
+        return 1 - at / plot
+
+    places = [
+        ScreenPlace(
+            columns=columns, x0=c * (width + SCREENS_GAP), width=width, title=y(title), top=y(title),
+            bottom=y(title + area), readout=y(title + area + 8), flags=y(title + area + SCREENS_READOUT_PX),
+        )  # fmt: skip
+        for c, title in rows
+    ]
+    return plot + SCREENS_MARGIN_PX, places
 
 
 def screens_frame(
     episode: dict[str, EpisodeRows],
     step: int,
     error: str = "mae_focus",
-    scale: float = 1.0,
+    places: Sequence[ScreenPlace] | None = None,
     colors: Mapping[str, str] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Traces and annotations of every agent's subplot at ``step``.
@@ -581,30 +644,32 @@ def screens_frame(
     earlier stays at its last step.
 
     :param episode: agent name -> (trace rows by step, flags), see :func:`_first_episode`.
-    :param scale: see :func:`_screens_scale`.
+    :param places: see :func:`screens_grid` (computed when None).
     :param colors: agent name -> Plotly colour of its name (by place without it).
     """
-    n = len(episode)
+    if places is None:
+        places = screens_grid(episode, max(max(rows) for rows, _ in episode.values()))[1]
     colors = _colors_for(list(episode), colors)
-    width = (1 - SCREENS_GAP * (n - 1)) / n
     data, annotations = [], []
-    for k, (name, (rows, flags)) in enumerate(episode.items(), start=1):
+    for k, ((name, (rows, flags)), place) in enumerate(zip(episode.items(), places, strict=True), start=1):
         last = max(rows)
         row = rows[min(step, last)]
         traces, off = _screen_parts(row, k)
         data += traces
-        x0 = (k - 1) * (width + SCREENS_GAP)
         reward = "—" if pd.isna(row["reward"]) else f"{row['reward']:+.3f}"
-        lines = _flag_lines(flags, step, last, n)
-        text = dict(xref="paper", yref="paper", x=x0, xanchor="left", yanchor="top", align="left", showarrow=False)
+        lines = _flag_lines(flags, step, last, place.columns)
+        text = dict(
+            xref="paper", yref="paper", x=place.x0, xanchor="left", yanchor="top", align="left", showarrow=False
+        )
+        title = "<br>".join(plotly_text(line) for line in _title_lines(name, place.columns))
         annotations += [
-            dict(text, y=1.0, yanchor="bottom", text=f"<b>{plotly_text(name)}</b>",
+            dict(text, y=place.title, yanchor="bottom", text=f"<b>{title}</b>", hovertext=plotly_text(name),
                  font=dict(size=16, color=colors[name])),
             *off,
-            dict(text, y=_from_top(SCREENS_BOTTOM - 0.02, scale), font=dict(size=14, color="black"),
+            dict(text, y=place.readout, font=dict(size=14, color="black"),
                  text=f"step <b>{int(row['step'])}</b>/{last}<br>reward <b>{reward}</b><br>"
                       f"{error} <b>{length_text(row[error])}</b>"),
-            dict(text, y=_from_top(SCREENS_BOTTOM - 0.17, scale), borderpad=5,
+            dict(text, y=place.flags, borderpad=5,
                  text="<br>".join(lines) if lines else ("✓ no flag" if step >= last else "✓ no flag so far"),
                  font=dict(size=14, color=FLAG_RED if lines else NO_FLAG_GREEN),
                  bgcolor="rgba(255,43,43,0.10)" if lines else "rgba(33,195,84,0.10)"),
@@ -621,14 +686,12 @@ def screens_figure(
     step; a slider and Play/Pause buttons (Plotly's, run in the browser). The figure opens
     at the last step: every outcome and every flag in view.
     """
-    n = len(comparison.agents)
-    width = (1 - SCREENS_GAP * (n - 1)) / n
     episode = _first_episode(comparison)
     n_steps = max(max(rows) for rows, _ in episode.values())
-    height, scale = _screens_scale(episode, n_steps)
+    height, places = screens_grid(episode, n_steps)
     frames, data = [], []
     for step in range(n_steps + 1):
-        data, annotations = screens_frame(episode, step, error, scale, colors)
+        data, annotations = screens_frame(episode, step, error, places, colors)
         changed = [{key: t[key] for key in _FRAME_KEYS[t["type"]]} for t in data]
         frames.append(dict(name=str(step), data=changed, layout=dict(annotations=annotations)))
     single = screen_spec(np.zeros(4), binning=SCREENS_BINNING)["layout"]
@@ -636,14 +699,13 @@ def screens_figure(
         height=height, margin=SCREENS_MARGIN, showlegend=False, plot_bgcolor="rgb(68,1,84)",
         font=dict(size=12), annotations=frames[-1]["layout"]["annotations"], shapes=[],
     )  # fmt: skip
-    for k in range(1, n + 1):
-        x0 = (k - 1) * (width + SCREENS_GAP)
+    for k, place in enumerate(places, start=1):
         layout[f"xaxis{'' if k == 1 else k}"] = {
-            **single["xaxis"], "domain": [x0, x0 + width], "anchor": _axis("y", k), "title": None,
+            **single["xaxis"], "domain": [place.x0, place.x0 + place.width], "anchor": _axis("y", k), "title": None,
             "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout[f"yaxis{'' if k == 1 else k}"] = {
-            **single["yaxis"], "domain": [_from_top(SCREENS_BOTTOM, scale), _from_top(SCREENS_TOP, scale)],
+            **single["yaxis"], "domain": [place.bottom, place.top],
             "anchor": _axis("x", k), "scaleanchor": _axis("x", k), "title": None, "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout["shapes"] += [_on_axes({**shape, "xref": "x", "yref": "y"}, k) for shape in single["shapes"]]
