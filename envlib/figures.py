@@ -10,9 +10,10 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import sample_colorscale, sequential, unlabel_rgb
+from scipy.special import erf
 
 from envlib.beamline import SCREEN_HALF_SIZE
-from envlib.screen import beam_image, ellipse_points, is_on_screen, pixel_edges
+from envlib.screen import MIN_SIGMA, beam_image, ellipse_points, is_on_screen, pixel_edges
 
 #: Binning of the image in the app's figure: 16 gives 153 x 127 cells (~20 kB of payload)
 #: while the beam and target sizes are drawn exactly as ellipses.
@@ -31,13 +32,34 @@ _VIRIDIS = np.array(
 ).round().astype(np.uint8)
 
 
-def image_levels(beam: np.ndarray, binning: int = FIGURE_BINNING) -> np.ndarray:
-    """The beam's screen image as 0-255 levels of its peak, shape (H, W), uint8, row 0 at +y.
+def beam_peak(beam: np.ndarray, binning: int = FIGURE_BINNING) -> float:
+    """The brightest pixel the whole beam gives on a screen without edges, as a fraction of
+    its charge: the pixel (of the screen's grid, extended beyond it) that holds its centre.
 
-    uint8 keeps the payload small; the colour scale is relative to the peak anyway.
+    :param beam: ``[mu_x, sigma_x, mu_y, sigma_y]`` in m, shape (4,).
     """
+    x_edges, y_edges = pixel_edges(binning)
+    peak = 1.0
+    for mu, sigma, edges in ((beam[0], beam[1], x_edges), (beam[2], beam[3], y_edges[::-1])):
+        width = edges[1] - edges[0]
+        low = edges[0] + np.floor((mu - edges[0]) / width) * width
+        scale = max(float(sigma), MIN_SIGMA) * np.sqrt(2.0)
+        peak *= 0.5 * float(erf((low + width - mu) / scale) - erf((low - mu) / scale))
+    return peak
+
+
+def image_levels(beam: np.ndarray, binning: int = FIGURE_BINNING) -> np.ndarray:
+    """The beam's screen image as 0-255 levels of the whole beam's peak, shape (H, W), uint8,
+    row 0 at +y.
+
+    Of the whole beam's peak (:func:`beam_peak`), not the brightest pixel on the screen: the
+    last 0.5 % of a beam driven off the screen was drawn as bright as a focused beam. For a
+    beam whose centre is on the screen the two are the same pixel (taken from the image, so its
+    levels stay exactly as they were). uint8 keeps the payload small.
+    """
+    beam = np.asarray(beam, dtype=np.float64)
     image = beam_image(beam, binning)
-    peak = image.max()
+    peak = image.max() if is_on_screen(beam[None])[0] else max(image.max(), beam_peak(beam, binning))
     return (image / peak * 255).astype(np.uint8) if peak > 0 else image.astype(np.uint8)
 
 

@@ -150,3 +150,20 @@ def test_landscape_legends_keep_out_of_the_mode_bars_corner():
     cut = cut_figure(0, xs, {"Reward A": np.zeros(5), "Reward B": np.ones(5)}, 0.0)
     for fig in (land, cut):
         assert (fig.layout.legend.xanchor, fig.layout.legend.x) == ("left", 0.0)
+
+
+def test_a_beam_mostly_off_the_screen_looks_dark_and_one_on_it_keeps_its_levels():
+    from envlib.figures import image_levels, image_png
+    from envlib.screen import beam_image, pixel_sum
+
+    # 0.4 % of the beam still on the screen (the sum-of-pixels agent's end): drawn dim, not as
+    # bright as a focused beam (scaled to what was left, its tail showed as a lit-up screen).
+    off = np.array([-6e-3, 1e-3, -3.5e-3, 1e-3])
+    assert 0.001 < pixel_sum(off[None])[0] < 0.01
+    assert image_levels(off).max() < 0.1 * 255
+    picture = np.asarray(Image.open(io.BytesIO(image_png(off))).convert("RGB"))
+    assert picture.max(axis=(0, 1)).tolist() != [253, 231, 37]  # no yellow, Viridis' top
+    # A beam whose centre is on the screen: its brightest pixel is 255, levels as before.
+    image = beam_image(BEAM, 16)
+    np.testing.assert_array_equal(image_levels(BEAM), (image / image.max() * 255).astype(np.uint8))
+    assert image_levels(BEAM).max() == 255
