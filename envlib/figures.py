@@ -52,14 +52,19 @@ def image_levels(beam: np.ndarray, binning: int = FIGURE_BINNING) -> np.ndarray:
     """The beam's screen image as 0-255 levels of the whole beam's peak, shape (H, W), uint8,
     row 0 at +y.
 
-    Of the whole beam's peak (:func:`beam_peak`), not the brightest pixel on the screen: the
-    last 0.5 % of a beam driven off the screen was drawn as bright as a focused beam. For a
-    beam whose centre is on the screen the two are the same pixel (taken from the image, so its
-    levels stay exactly as they were). uint8 keeps the payload small.
+    Not of the brightest pixel on the screen: the last 0.5 % of a beam driven off the screen
+    was drawn as bright as a focused beam. A beam whose centre is off the screen is scaled to
+    the whole beam's peak (:func:`beam_peak`) or, if brighter, to a pixel of its whole charge
+    spread evenly over the screen: the screen lights up no more than its share of the charge
+    (a beam 81 mm wide, 0.5 % of it on the screen, is dark). For a beam whose centre is on the
+    screen the brightest pixel is its peak: its levels stay as they were. uint8 keeps the
+    payload small.
     """
     beam = np.asarray(beam, dtype=np.float64)
     image = beam_image(beam, binning)
-    peak = image.max() if is_on_screen(beam[None])[0] else max(image.max(), beam_peak(beam, binning))
+    peak = image.max()
+    if not is_on_screen(beam[None])[0]:
+        peak = max(peak, beam_peak(beam, binning), 1.0 / image.size)
     return (image / peak * 255).astype(np.uint8) if peak > 0 else image.astype(np.uint8)
 
 

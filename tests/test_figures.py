@@ -163,6 +163,11 @@ def test_a_beam_mostly_off_the_screen_looks_dark_and_one_on_it_keeps_its_levels(
     assert image_levels(off).max() < 0.1 * 255
     picture = np.asarray(Image.open(io.BytesIO(image_png(off))).convert("RGB"))
     assert picture.max(axis=(0, 1)).tolist() != [253, 231, 37]  # no yellow, Viridis' top
+    # The audit's sum-of-pixels beam: 81 mm tall, centred 104 mm below, 0.5 % on the screen. Its
+    # density there is half its peak's, but the screen shows no more light than its share.
+    huge = np.array([3.88e-3, 3.95e-3, -103.98e-3, 81.17e-3])
+    assert pixel_sum(huge[None])[0] < 0.01
+    assert image_levels(huge, 32).max() < 0.1 * 255
     # A beam whose centre is on the screen: its brightest pixel is 255, levels as before.
     image = beam_image(BEAM, 16)
     np.testing.assert_array_equal(image_levels(BEAM), (image / image.max() * 255).astype(np.uint8))
