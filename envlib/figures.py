@@ -236,14 +236,14 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
         go.Scatter(
             x=[landscape.current[0] * x_scale], y=[landscape.current[1] * y_scale], mode="markers",
             marker=dict(symbol="x", size=13, color="white", line=dict(width=1, color="black")),
-            name=f"now: {landscape.current_reward:.4g}",
+            name=f"now: {landscape.current_reward:.4f}",  # as the page's reward card: -1.3e-15 reads -0.0000
         )
     )  # fmt: skip
     fig.add_trace(
         go.Scatter(
             x=[bx * x_scale], y=[by * y_scale], mode="markers",
             marker=dict(symbol="star", size=15, color="orange", line=dict(width=1, color="black")),
-            name=f"best: {best:.4g}",
+            name=f"best: {best:.4f}",
         )
     )  # fmt: skip
     fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))  # a best point at a limit shows whole

@@ -172,3 +172,14 @@ def test_a_beam_mostly_off_the_screen_looks_dark_and_one_on_it_keeps_its_levels(
     image = beam_image(BEAM, 16)
     np.testing.assert_array_equal(image_levels(BEAM), (image / image.max() * 255).astype(np.uint8))
     assert image_levels(BEAM).max() == 255
+
+
+def test_the_landscape_markers_read_their_rewards_like_the_reward_card():
+    from envlib.landscape import Landscape
+
+    # A reward of -1.3e-15 (a rounding error of 0) read "now: -1.277e-15" beside a card's "-0.0000".
+    xs = np.linspace(-72, 72, 5)
+    reward = np.zeros((5, 5))
+    reward[0, 0] = 12.345678
+    fig = landscape_figure(Landscape(0, 1, xs, xs, reward, current=(0.0, 0.0), current_reward=-1.277e-15))
+    assert [fig.data[1].name, fig.data[2].name] == ["now: -0.0000", "best: 12.3457"]
