@@ -175,7 +175,7 @@ def test_the_landscapes_current_point_is_the_step_the_card_shows():
     now = json.loads(chart.proto.spec)["data"][1]["name"]  # the × marker's legend entry
     card = metric_values(at)[0]
     assert card != pytest.approx(0.0, abs=1e-3)  # a step from Q1 = 0 to 12 changes obj
-    assert now == f"now: {card:.4g}"
+    assert now == f"now: {card:.4f}"  # as the card reads it
 
 
 def test_the_best_point_is_given_in_the_axes_units(page):
