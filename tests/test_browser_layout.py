@@ -59,6 +59,29 @@ def cut_tables(page) -> list[str]:
     return page.evaluate(TABLES_CUT_JS)
 
 
+#: Words of the main area's headings that break over two lines ("Magnet" / "s").
+BROKEN_WORDS_JS = """() => {
+    const broken = [];
+    for (const h of document.querySelectorAll('[data-testid="stMain"] :is(h1, h2, h3)')) {
+        const walker = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);
+        for (let node; (node = walker.nextNode()); )
+            for (const m of node.textContent.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(node, m.index);
+                range.setEnd(node, m.index + m[0].length);
+                const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                if (tops.size > 1) broken.push(`"${m[0]}" in "${h.textContent.trim().slice(0, 40)}"`);
+            }
+    }
+    return broken;
+}"""
+
+
+def broken_words(page) -> list[str]:
+    """Words of the main area's headings that break mid-word (a column too narrow for them)."""
+    return page.evaluate(BROKEN_WORDS_JS)
+
+
 def cut_elements(page) -> list[str]:
     """Texts of the main area's labels, paragraphs, formulas and chart axes that do not fit their box."""
     return page.evaluate(OVERFLOW_JS) + page.evaluate(TICKS_OUTSIDE_JS)
@@ -143,7 +166,7 @@ def test_nothing_is_cut_at_1024_pixels(app_browser):
     page.get_by_role("heading", name="Playground").wait_for()
     page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
     wait_until_idle(page)
-    assert cut_elements(page) + cut_tables(page) == [], "Playground"
+    assert cut_elements(page) + cut_tables(page) + broken_words(page) == [], "Playground"
 
     page = app_browser.open("rewards")
     page.get_by_role("heading", name="Reward designer").wait_for()
@@ -246,14 +269,14 @@ def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_brow
         " const y = t => h.find(e => e.textContent.startsWith(t)).getBoundingClientRect().y;"
         " return Math.abs(y('Rewards') - y('Screen')) < 2; }"
     )
-    assert cut_after_resize(page) + cut_tables(page) == []
-    # Just wide enough for three columns (the main area a little over 33 rem): the narrowest
-    # the screen's column gets, and the beam table still shows all five of its columns.
-    page.set_viewport_size({"width": 1000, "height": 768})
-    page.wait_for_function("() => document.querySelector('.st-key-pg-live').getBoundingClientRect().width < 545")
+    assert cut_after_resize(page) + cut_tables(page) + broken_words(page) == []
+    # Just wide enough for three columns (the main area a little over 34 rem): the narrowest
+    # the columns get, and "Magnets", the beam table and obj's formula still fit theirs.
+    page.set_viewport_size({"width": 1008, "height": 768})
+    page.wait_for_function("() => document.querySelector('.st-key-pg-live').getBoundingClientRect().width < 550")
     boxes = playground_headers(page)
     assert boxes["Rewards at this setting"]["y"] == pytest.approx(boxes["Screen"]["y"], abs=2), "three columns"
-    assert cut_after_resize(page) + cut_tables(page) == []
+    assert cut_after_resize(page) + cut_tables(page) + broken_words(page) == []
 
 
 def landscape_boxes(page) -> list[dict]:

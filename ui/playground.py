@@ -47,13 +47,13 @@ K_ACTION_MODE = "pg.action_mode"
 DEMO_DELAY_S = 0.4
 SEED_MAX = 2**31 - 1
 #: Widths of the live panel's three columns: magnets, screen, rewards. Just above the wrap
-#: (33.5 rem, 472 px for the columns) the rewards get the ~178 px the first line of obj's
-#: formula needs, and the screen the ~192 px of the beam table.
-COLUMNS = [1.0, 2.0, 1.85]
+#: (34 rem; each column loses 2/3 of a 2 rem gap) "Magnets" keeps its ~101 px, the screen
+#: the ~192 px of the beam table and the rewards the ~178 px of obj's formula's first line.
+COLUMNS = [1.0, 1.73, 1.61]
 #: Below this width the rewards go under the magnets and the screen (rem): they keep their
 #: column on a 1024 px projector with the sidebar open (35 rem), not in 960 px (31 rem),
 #: where obj's formula would be cut.
-LIVE_WRAP_BELOW_REM = 33.5
+LIVE_WRAP_BELOW_REM = 34.0
 #: The beam table's cells with 3 px of side padding, not Streamlit's 8 + 6: its five columns
 #: then fit the screen's column (~200 px just above the wrap), where "in obj" was cut off.
 TABLE_CSS = (
