@@ -17,6 +17,7 @@ from ui.compare import (
     episode_view,
     evaluation_section,
     flags_help,
+    new_agents_notice,
     returns_note,
     run_or_explain,
     screen_legend,
@@ -31,7 +32,9 @@ st.markdown(
     "Agents trained with **different rewards**, side by side on the **same beam**. "
     "Before you press *Run*: what do you expect each one to do, and why?"
 )
-choices = agent_picker(agent_catalog())
+catalog = agent_catalog()
+new_agents_notice(tuple(catalog.by_key()))
+choices = agent_picker(catalog)
 seed, scenario = episode_controls()
 if not choices:
     st.info("Choose at least one agent.")

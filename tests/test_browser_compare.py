@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,24 @@ def test_on_a_projector_no_name_hides_under_the_mode_bar_formulas_keep_their_lin
     assert page.get_by_role("spinbutton", name="Seed").input_value() == "42"
     assert page.locator('[class*="st-key-cmp-panel-"]').count() == 4
     assert "Sean Kelley" not in page.locator('[data-testid="stMultiSelect"]').inner_text()
+
+
+def test_a_run_that_finishes_while_the_page_is_open_is_offered_without_a_click(runs_dir, tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with streamlit_server(tmp_path) as server, chromium(server, profile, viewport=(1280, 800)) as browser:
+        page = browser.open("compare")
+        page.get_by_role("heading", name="Compare agents").wait_for()
+        wait_until_idle(page, timeout_ms=60_000)
+        # A run finishes on the Train page (another student's): its folder appears, complete.
+        shutil.copytree(runs_dir / "tiny-pixels", tmp_path / "late")
+        (tmp_path / "late").rename(runs_dir / "late-pixels")
+        note = page.get_by_text("Finished training since you opened this page")
+        note.wait_for(timeout=60_000)  # run list cached 10 s, checked every 15 s
+        assert "Tiny Pixels (late-pixels)" in note.inner_text()
+        page.get_by_role("button", name="Refresh the list").click()
+        note.wait_for(state="detached", timeout=30_000)
+        wait_until_idle(page, timeout_ms=60_000)
+        page.locator('[data-testid="stMultiSelect"] input').click()
+        page.get_by_role("option", name="Tiny Pixels (late-pixels)", exact=False).wait_for(timeout=10_000)
+        browser.assert_offline()

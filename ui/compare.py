@@ -78,6 +78,8 @@ PANEL_FORMULA_EM = 1.1
 #: fits on one line inside the panel's border and padding (2 x 17 px), with 10 px to spare.
 #: Two panels still fit a row of a projector's 1024 px (564 px), five one of 1920 px (1460 px).
 PANEL_MIN_REM = 16.5
+#: Seconds between a session's checks for newly finished runs (the run list is cached 10 s).
+NEW_AGENTS_EVERY_S = 15
 DEFAULT_EPISODES = 50
 MAX_EPISODES = 200
 SEED_MAX = 2**31 - 1
@@ -195,6 +197,34 @@ def agent_catalog() -> AgentCatalog:
 @st.cache_data(ttl=10, show_spinner=False)
 def _catalog(runs_dir: str) -> AgentCatalog:
     return available_agents(runs_dir)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _offered_keys(runs_dir: str) -> tuple[str, ...]:
+    """The keys of :func:`_catalog`: a few bytes for every session's check, not the catalog."""
+    return tuple(choice.key for choice in _catalog(runs_dir).choices)
+
+
+@st.fragment(run_every=NEW_AGENTS_EVERY_S)
+def new_agents_notice(offered: tuple[str, ...]) -> None:
+    """A note with a button when runs finished since the page drew its choice of agents.
+
+    Only this fragment reruns on its timer, and on a cached tuple of keys: with 100 students
+    on the page, ~7 tiny checks a second. The whole page reruns only on the click (offering
+    the runs by itself would redraw the page under a student's hands).
+
+    :param offered: the keys of the agents on offer when the page was drawn.
+    """
+    runs_dir = str(runs_dir_from_environment())
+    new = [key for key in _offered_keys(runs_dir) if key not in offered]
+    if not new:
+        return
+    by_key = _catalog(runs_dir).by_key()
+    names = ", ".join(markdown_text(by_key[key].label) for key in new if key in by_key)
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.info(f"Finished training since you opened this page: {names}", icon=":material/fiber_new:")
+    if row.button("Refresh the list", icon=":material/refresh:", key="cmp.new"):
+        st.rerun(scope="app")  # the picker reads the catalog again
 
 
 def agent_picker(catalog: AgentCatalog) -> list[AgentChoice]:
