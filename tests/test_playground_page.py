@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 
@@ -150,6 +151,9 @@ def test_step_appends_to_the_history_and_the_sliders_follow_the_magnets(app):
     assert shown_objectives(app)[1] == pytest.approx(session.history[1]["objective"] * 1e3, abs=6e-5)
     history_chart = app.get("plotly_chart")[1].proto.spec  # rewards per step
     assert '"name":"negative_objective"' in history_chart
+    # The rewards start at step 1, the errors at step 0: both charts span the same steps.
+    rewards_x, errors_x = (json.loads(c.proto.spec)["layout"]["xaxis"]["range"] for c in app.get("plotly_chart")[1:])
+    assert rewards_x == errors_x == [-0.5, 1.5]
 
 
 def test_direct_mode_steps_onto_the_sliders(app):

@@ -341,12 +341,19 @@ def history_figures(history: list[dict], terms: Sequence[str]) -> tuple[go.Figur
         for name in BEAM_PARAMETER_NAMES
     ]
 
+    # Both charts over the same steps (the rewards start at step 1, the errors at step 0), so
+    # that a step sits at the same x in both.
+    steps = [history[0]["step"], history[-1]["step"]] if history else [0, 0]
+    x_range = [steps[0] - 0.5, max(steps[1], steps[0] + 1) + 0.5]
+
     def layout(title: str, y_title: str) -> dict:
         return dict(
             title=dict(text=title, font=dict(size=14)),
             height=300,
             margin=dict(l=10, r=10, t=40, b=10),
-            xaxis=dict(title=dict(text="step"), dtick=1 if len(history) <= 20 else None, automargin=True),
+            xaxis=dict(
+                title=dict(text="step"), range=x_range, dtick=1 if len(history) <= 20 else None, automargin=True
+            ),
             yaxis=dict(title=dict(text=y_title), automargin=True),
             legend=dict(orientation="h", y=-0.3),
         )
