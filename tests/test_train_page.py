@@ -17,20 +17,24 @@ from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
 from ui.common import OWNER_TOKEN, job_manager
+from ui.compare import MODEBAR_PX
 from ui.train import (
     CHART_HEIGHT_PX,
     COLORS,
     CUSTOM_PRESET,
-    DURATION_COLUMN_PX,
     FIELDS,
+    JOB_COLUMN_LONGEST,
+    JOB_COLUMNS_PX,
     LEGEND_ROW_PX,
     MAX_UPLOAD_BYTES,
     config_data,
+    count,
     duration,
     history_figures,
     parse_upload,
     presets,
     run_colors,
+    status_label,
     to_widget,
 )
 from ui.widgets import markdown_text
@@ -138,16 +142,35 @@ def test_a_reloaded_tab_keeps_its_jobs_through_the_owner_token_in_the_url(manage
 
 
 @pytest.mark.parametrize("seconds, text", [(45, "45s"), (288, "4m 48s"), (3900, "1h 05m"), (None, "")])
-def test_durations_are_short_enough_for_the_eta_column(seconds, text):
+def test_durations_are_short(seconds, text):
     assert duration(seconds) == text
-    assert len(text) * 8 + 16 <= DURATION_COLUMN_PX  # ~8 px per character at the table's font, plus padding
 
 
-def test_the_eta_and_elapsed_columns_have_a_fixed_width(manager):
+@pytest.mark.parametrize(
+    "n, text", [(500, "500"), (1000, "1k"), (12_345, "12.3k"), (30_000, "30k"), (999_999, "1M"), (1_500_000, "1.5M")]
+)
+def test_step_counts_are_short(n, text):
+    assert count(n) == text
+
+
+#: The main area's width on a projector's 1024 px with the sidebar open, px.
+MAIN_AREA_AT_1024_PX = 560
+
+
+def test_the_job_table_fits_a_projector_with_every_column_wide_enough_for_its_text(manager):
     config = RunConfig.from_dict({"train": {**TINY, "total_timesteps": 400_000, "net_arch": [8]}})
     manager.submit(config, owner="someone")
     columns = json.loads(page().dataframe[0].proto.columns)
-    assert columns["ETA"]["width"] == columns["elapsed"]["width"] == DURATION_COLUMN_PX
+    assert list(table(page())[0]) == list(JOB_COLUMNS_PX)
+    assert {name: columns[name]["width"] for name in JOB_COLUMNS_PX} == JOB_COLUMNS_PX
+    # Sized to their text, the steps were cut at 1280 px and the last columns off-screen at 1024 px.
+    assert sum(JOB_COLUMNS_PX.values()) <= MAIN_AREA_AT_1024_PX
+    for name, text in JOB_COLUMN_LONGEST.items():  # ~7 px per character at the table's font, plus padding
+        assert len(text) * 7 + 16 <= JOB_COLUMNS_PX[name], name
+    last_queued = dataclasses.replace(a_job("q", status="queued"), position=manager.limits.max_queued)
+    assert len(status_label(last_queued)) <= len(JOB_COLUMN_LONGEST["status"])
+    assert max(len(f"{count(n)} / {count(n * 10)}") for n in range(1, 99_999, 7)) <= len(JOB_COLUMN_LONGEST["steps"])
+    assert len(f"{duration(59 * 60 + 59)} left") <= len(JOB_COLUMN_LONGEST["time"])
 
 
 @pytest.mark.parametrize("bad", ["<b>x</b>", "A" * 23, "short", "A" * 21 + "!"])
@@ -386,7 +409,7 @@ def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_
     while len({s for s in seen if s > 0}) < 2 and time.monotonic() < deadline:
         owner.run()
         row = table(owner)[1]
-        if row["steps/s"]:
+        if row["time"]:
             seen.append(read_progress(run_dir).timesteps)
             texts = [p.proto.text for p in owner.get("progress")]
             assert any("Page Run" in t and "steps/s" in t and "ETA" in t for t in texts), texts
@@ -532,6 +555,14 @@ def test_the_legend_has_a_band_of_its_own_under_the_axis_title_that_grows_with_t
         assert fig.layout.height >= CHART_HEIGHT_PX + LEGEND_ROW_PX * entries
 
 
+def test_the_chart_titles_sit_under_a_strip_left_free_for_the_mode_bar():
+    for fig in history_figures([("one", *history_of([1000, 2000]))], "timesteps", 1):
+        # On the plot's top edge; the margin above it holds the title and the mode bar (shown on hover).
+        title = fig.layout.title
+        assert (title.yref, title.y, title.yanchor) == ("paper", 1, "bottom")
+        assert fig.layout.margin.t >= MODEBAR_PX + title.pad.b + 22  # 22 px: the title's line
+
+
 def test_a_single_evaluation_is_drawn_as_points_on_a_timesteps_axis_from_zero():
     *_, mae = history_figures([("one", *history_of([20_000]))], "timesteps", 1)
     assert [trace.name for trace in mae.data] == ["one: focus", "one: all four"]
@@ -581,7 +612,7 @@ def damaged_runs(tmp_path, monkeypatch):
 def test_a_finished_job_whose_files_are_damaged_says_so_and_can_be_deleted(damaged_runs):
     at = page(owner=ALICE)
     assert not at.exception, at.exception
-    assert [(row["run"], row["status"]) for row in table(at)] == [("Lost-Config", "finished (damaged)")]
+    assert [(row["run"], row["status"]) for row in table(at)] == [("Lost-Config", "damaged")]
     assert any(
         markdown_text("finished, but config.yaml is missing, so it cannot be compared") in w.value for w in at.warning
     ), [w.value for w in at.warning]

@@ -36,6 +36,7 @@ from envlib.jobs import Job, JobError, JobManager, RunScan, scan_runs
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, MAX_CSV_BYTES, Progress, RunError, read_csv, read_progress
+from ui.compare import MODEBAR_PX
 from ui.widgets import (
     BEAM_LABELS,
     cell_width,
@@ -676,8 +677,11 @@ def _layout(title: str, x_title: str, legend_rows: int, **extra: Any) -> dict[st
     # A legend at the figure's bottom (yref container) makes Plotly keep the axis title above it;
     # at a fixed paper y (-0.25) a legend of two runs grew upwards over the title.
     legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"}
-    height = CHART_HEIGHT_PX + LEGEND_ROW_PX * legend_rows
-    margin = {"l": 10, "r": 10, "t": 40, "b": 10}
+    height = CHART_HEIGHT_PX + MODEBAR_PX + LEGEND_ROW_PX * legend_rows
+    # The title sits on the plot, under a strip kept free for the mode bar: shown on hover at
+    # the top right, it covered the title of a chart a third of the page wide.
+    margin = {"l": 10, "r": 10, "t": 40 + MODEBAR_PX, "b": 10}
+    title = {"text": title, "yref": "paper", "y": 1, "yanchor": "bottom", "pad": {"b": 12}}
     return {"title": title, "xaxis_title": x_title, "height": height, "margin": margin, "legend": legend, **extra}
 
 
@@ -731,8 +735,21 @@ def status_label(job: Job) -> str:
     return f"queued (#{job.position})" if job.status == "queued" else job.status
 
 
-#: Width of the job table's ETA and elapsed columns, px: "59m 59s" and its header fit.
-DURATION_COLUMN_PX = 80
+#: Widths of the job table's columns, px. They add up to what a projector's main area holds
+#: (~560 px at 1024 px with the sidebar open); sized to their text, the steps were cut at
+#: 1280 px and the elapsed and "by" columns were off-screen at 1024 px.
+JOB_COLUMNS_PX = {"run": 105, "status": 110, "progress": 85, "steps": 110, "time": 100, "by": 40}
+#: The longest text each of those columns shows (a long run name is cut; it is whole in the
+#: runs to plot under the table); the tests check each fits at ~7 px a character plus padding.
+JOB_COLUMN_LONGEST = {"status": "queued (#100)", "steps": "9.99k / 99.9k", "time": "59m 59s left", "by": "you"}
+
+
+def count(n: int) -> str:
+    """A step count in three significant digits: ``500``, ``30k``, ``12.3k``, ``1M``."""
+    if n < 1000:
+        return str(n)
+    thousands = float(f"{n / 1e3:.3g}")  # three significant digits: 999,999 is 1000k, so 1M
+    return f"{thousands:g}k" if thousands < 1000 else f"{float(f'{n / 1e6:.3g}'):g}M"
 
 
 def duration(seconds: float | None) -> str:
@@ -748,7 +765,9 @@ def duration(seconds: float | None) -> str:
 def job_table(
     manager: JobManager, jobs: list[Job], owner: str, damaged: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
-    """One row per job: name, status, progress, speed, ETA, whose it is.
+    """One row per job: name, status, progress, steps, time left (running) or taken, whose it is.
+
+    The speed is in the history's progress line: the table fits a projector without it.
 
     :param damaged: run id -> what is wrong with its files (:func:`disk_scan`); such a job's
         status says so.
@@ -757,19 +776,20 @@ def job_table(
     for job in reversed(jobs):  # newest first
         progress = job_progress(manager, job)
         done = progress.timesteps / max(progress.total_timesteps, 1) if progress else 0.0
+        if progress and job.status == "running" and progress.eta_s is not None:
+            time_text = f"{duration(progress.eta_s)} left"
+        else:
+            time_text = duration(progress.elapsed_s) if progress else ""
         rows.append(
             {
                 "run": job.display_name,
-                "status": status_label(job) + (" (damaged)" if job.job_id in (damaged or {}) else ""),
+                # What is damaged is said under the table; "finished (damaged)" was cut.
+                "status": "damaged" if job.job_id in (damaged or {}) else status_label(job),
                 "progress": min(done, 1.0),
-                "timesteps": (
-                    f"{progress.timesteps:,} / {progress.total_timesteps:,}"
-                    if progress
-                    else f"0 / {job.total_timesteps:,}"
-                ),
-                "steps/s": f"{progress.fps:,.0f}" if progress and job.status == "running" else "",
-                "ETA": duration(progress.eta_s) if progress and job.status == "running" else "",
-                "elapsed": duration(progress.elapsed_s) if progress else "",
+                "steps": f"{count(progress.timesteps)} / {count(progress.total_timesteps)}"
+                if progress
+                else f"0 / {count(job.total_timesteps)}",
+                "time": time_text,
                 "by": "you" if manager.owns(job, owner) else "",
             }
         )
@@ -887,10 +907,15 @@ def jobs_body(manager: JobManager, owner: str, ticking: bool) -> None:
             job_table(manager, jobs, owner, damaged),
             hide_index=True,
             column_config={
-                "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+                "progress": st.column_config.ProgressColumn(
+                    "progress", min_value=0.0, max_value=1.0, format="percent", width=JOB_COLUMNS_PX["progress"]
+                ),
                 # Fixed widths: a column sized to its first, shorter text cut "4 min 48 s" later on.
-                "ETA": st.column_config.TextColumn("ETA", width=DURATION_COLUMN_PX),
-                "elapsed": st.column_config.TextColumn("elapsed", width=DURATION_COLUMN_PX),
+                **{
+                    name: st.column_config.TextColumn(name, width=width)
+                    for name, width in JOB_COLUMNS_PX.items()
+                    if name != "progress"
+                },
             },
         )  # fmt: skip
         _controls(manager, jobs, owner, damaged)
