@@ -270,14 +270,14 @@ def train_button(spec: RewardSpec | None, key: str, name: str) -> None:
     st.button(f"Train with reward {name}", disabled=spec is None or refused is not None, key=f"rd.train.{name}",
               type="primary", on_click=_hand_over, args=(key,))  # fmt: skip
     if refused is not None:
-        hint = _TRAIN_HINTS.get(refused.key, "Change the reward above to train it.")
-        st.error(markdown_text(f"Cannot train reward {name} as it is — {refused}. {hint}"))
+        why = _TRAIN_REFUSALS.get(refused.key) or f"{refused}. Change the reward above to train it."
+        st.error(markdown_text(f"Cannot train reward {name} as it is: {why}"))
 
 
-#: What to do about a training config's refusal, by its key.
-_TRAIN_HINTS = {
-    "reward.success_bonus": "The tutorial's training config sets no success thresholds: set the bonus to 0 to "
-    "train this reward from here.",
+#: A training config's refusal in the designer's words, with what to do, by its key.
+_TRAIN_REFUSALS = {
+    "reward.success_bonus": "its bonus within thresholds needs success thresholds, and the tutorial's training "
+    "config sets none. Set the bonus to 0 to train it from here.",
 }
 
 
