@@ -732,6 +732,7 @@ def screens_figure(
     for k, place in enumerate(places, start=1):
         layout[f"xaxis{'' if k == 1 else k}"] = {
             **single["xaxis"], "domain": [place.x0, place.x0 + place.width], "anchor": _axis("y", k), "title": None,
+            "constraintoward": "left",  # under its name and texts, which start at the column's left
             "showticklabels": False, "ticks": "",
         }  # fmt: skip
         layout[f"yaxis{'' if k == 1 else k}"] = {
