@@ -17,7 +17,6 @@ from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
 from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
 from ui.common import OWNER_TOKEN, job_manager
-from ui.compare import MODEBAR_PX
 from ui.train import (
     CHART_HEIGHT_PX,
     COLORS,
@@ -37,7 +36,7 @@ from ui.train import (
     status_label,
     to_widget,
 )
-from ui.widgets import markdown_text
+from ui.widgets import MODEBAR_PX, markdown_text
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 TINY = {"n_envs": 8, "n_steps": 16, "batch_size": 64, "n_epochs": 2, "eval_every": 1024, "eval_episodes": 2}

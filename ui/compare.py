@@ -49,6 +49,7 @@ from envlib.runs import RunError
 from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
 from ui.widgets import (
+    MODEBAR_PX,
     balanced_columns,
     cell_width,
     column_grid,
@@ -90,10 +91,6 @@ PLAY_FRAME_MS = 600
 #: Camera binning of the screens' images in the animation: 32 gives 76 x 63 cells of
 #: 0.1 mm (the ellipses show sizes exactly), about 6 kB per screen and step.
 SCREENS_BINNING = 32
-#: Height of Plotly's mode bar (buttons 22 px, padding, 2 px from the top), px. Shown on
-#: hover at a chart's top right; every figure's top margin starts with it, so no title,
-#: name or legend entry sits under it.
-MODEBAR_PX = 32
 #: At most this many screens in a row; more agents wrap into rows (balanced: 4 as 2 + 2).
 #: Three keep SCREEN_MIN_PX each in a projector's ~560 px main area (1024 px with the
 #: sidebar open), where six in one row hid the last two and cut the sixth name at 1280 px.

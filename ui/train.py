@@ -36,9 +36,9 @@ from envlib.jobs import Job, JobError, JobManager, RunScan, scan_runs
 from envlib.names import sanitize_run_id
 from envlib.pretrained import AGENTS, PRETRAINED_DIR
 from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, MAX_CSV_BYTES, Progress, RunError, read_csv, read_progress
-from ui.compare import MODEBAR_PX
 from ui.widgets import (
     BEAM_LABELS,
+    MODEBAR_PX,
     cell_width,
     column_grid,
     distinct_colors,

@@ -28,6 +28,10 @@ MAGNET_DISPLAY_UNITS = ("1/m²", "1/m²", "mrad", "1/m²", "mrad")
 #: Slider steps in display units: 0.1 1/m^2 and 0.01 mrad (about 0.15 % of the limits).
 MAGNET_DISPLAY_STEPS = (0.1, 0.1, 0.01, 0.1, 0.01)
 NORMALISED_STEP = 0.01
+#: Height of Plotly's mode bar (buttons 22 px, padding, 2 px from the top), px. Shown on
+#: hover at a chart's top right; every figure's top margin starts with it, so no title,
+#: name or legend entry sits under it.
+MODEBAR_PX = 32
 MM = 1e3
 BEAM_LABELS = {"mu_x": "μx", "sigma_x": "σx", "mu_y": "μy", "sigma_y": "σy"}
 #: Slider range of the target in mm, inside the screen (half size rounded down to 10 µm).
