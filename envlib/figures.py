@@ -10,10 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import sample_colorscale, sequential, unlabel_rgb
-from scipy.special import erf
 
 from envlib.beamline import SCREEN_HALF_SIZE
-from envlib.screen import MIN_SIGMA, beam_image, ellipse_points, is_on_screen, pixel_edges
+from envlib.screen import beam_image, beam_peak, ellipse_points, is_on_screen, pixel_edges
 
 #: Binning of the image in the app's figure: 16 gives 153 x 127 cells (~20 kB of payload)
 #: while the beam and target sizes are drawn exactly as ellipses.
@@ -30,22 +29,6 @@ ScreenImage = Literal["heatmap", "png", "none"]
 _VIRIDIS = np.array(
     [unlabel_rgb(c) for c in sample_colorscale(sequential.Viridis, list(np.linspace(0.0, 1.0, 256)))]
 ).round().astype(np.uint8)
-
-
-def beam_peak(beam: np.ndarray, binning: int = FIGURE_BINNING) -> float:
-    """The brightest pixel the whole beam gives on a screen without edges, as a fraction of
-    its charge: the pixel (of the screen's grid, extended beyond it) that holds its centre.
-
-    :param beam: ``[mu_x, sigma_x, mu_y, sigma_y]`` in m, shape (4,).
-    """
-    x_edges, y_edges = pixel_edges(binning)
-    peak = 1.0
-    for mu, sigma, edges in ((beam[0], beam[1], x_edges), (beam[2], beam[3], y_edges[::-1])):
-        width = edges[1] - edges[0]
-        low = edges[0] + np.floor((mu - edges[0]) / width) * width
-        scale = max(float(sigma), MIN_SIGMA) * np.sqrt(2.0)
-        peak *= 0.5 * float(erf((low + width - mu) / scale) - erf((low - mu) / scale))
-    return peak
 
 
 def image_levels(beam: np.ndarray, binning: int = FIGURE_BINNING) -> np.ndarray:

@@ -68,6 +68,21 @@ def beam_image(beam: np.ndarray, binning: int = SCREEN_BINNING) -> np.ndarray:
     return np.outer(py[0], px[0])
 
 
+def beam_peak(beam: np.ndarray, binning: int = SCREEN_BINNING) -> float:
+    """The brightest pixel the whole beam gives on a screen without edges, as a fraction of
+    its charge: the pixel (of the screen's grid, extended beyond it) that holds its centre.
+
+    :param beam: ``[mu_x, sigma_x, mu_y, sigma_y]`` in m, shape (4,).
+    """
+    x_edges, y_edges = pixel_edges(binning)
+    peak = 1.0
+    for mu, sigma, edges in ((beam[0], beam[1], x_edges), (beam[2], beam[3], y_edges[::-1])):
+        width = edges[1] - edges[0]
+        low = edges[0] + np.floor((mu - edges[0]) / width) * width
+        peak *= float(np.diff(_cdf(np.array([low, low + width]), np.array([mu]), np.array([sigma])))[0, 0])
+    return peak
+
+
 def pixel_sum(beam: np.ndarray) -> np.ndarray:
     """Sum of all pixel values of the screen image, for a batch of beams.
 
