@@ -20,6 +20,35 @@ FIGURE_BINNING = 16
 BEAM_LINE = dict(color="rgb(255,60,60)", width=2)
 TARGET_LINE = dict(color="rgb(0,160,255)", width=2, dash="dash")
 MM = 1e3
+#: The one palette of every chart with several lines (agents, runs, reward modes), picked
+#: so that each pair stays apart for deuteranopes and protanopes too: Okabe & Ito's colours
+#: with Paul Tol's wine for their yellow (1.3:1 on white, invisible as a line). Here, not in
+#: ui/widgets.py (which re-exports it), because this library's own figures use it as well.
+SERIES_COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#882255")
+#: A second channel beside colour, slot by slot: lines differ for a student who sees no colour.
+SERIES_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "8px,3px,2px,3px,2px,3px", "2px,5px")
+#: Marker symbols, slot by slot (none of Compare's flag symbols: x, square, star, diamond).
+SERIES_SYMBOLS = (
+    "circle", "triangle-up", "triangle-down", "pentagon", "hexagon", "bowtie", "hourglass", "triangle-right",
+)
+
+
+def series_slot(color: str) -> int:
+    """The palette slot of ``color`` (as :data:`SERIES_COLORS` spells it, any case); 0 for another."""
+    upper = [c.upper() for c in SERIES_COLORS]
+    return upper.index(color.upper()) if color.upper() in upper else 0
+
+
+def series_line(color: str, **extra) -> dict:
+    """A Plotly ``line`` in ``color`` with the dash of its slot: e.g. ``series_line(c, width=3)``."""
+    return {"color": color, "dash": SERIES_DASHES[series_slot(color)], **extra}
+
+
+def series_marker(color: str, **extra) -> dict:
+    """A Plotly ``marker`` in ``color`` with the symbol of its slot."""
+    return {"color": color, "symbol": SERIES_SYMBOLS[series_slot(color)], **extra}
+
+
 #: How the beam's image is drawn: a heatmap trace (animation frames can change it), a PNG
 #: picture under the axes (what the browser redraws fastest), or not at all.
 ScreenImage = Literal["heatmap", "png", "none"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 from pathlib import Path
@@ -450,3 +451,25 @@ def test_a_finished_run_whose_config_was_deleted_is_named_as_left_out(runs_dir, 
     ]
     options = at.multiselect(key="cmp.agents").options
     assert [o for o in options if "training run" in o] == ["pixels-delta  · training run"]
+
+
+def test_agents_lines_differ_for_colour_blind_students_and_without_colour(runs_dir):
+    from color_vision import distance
+
+    from envlib.agent import load_agent
+    from envlib.compare import available_agents, compare
+    from ui.compare import agent_colors, curves_figure, magnets_figure
+
+    catalog = available_agents(runs_dir)
+    for six in (catalog.choices[:6], catalog.choices[-6:]):
+        for a, b in itertools.combinations(agent_colors(six).values(), 2):
+            for vision in ("deuteranopia", "protanopia"):
+                assert distance(a, b, vision) >= 15, (a, b, vision)  # green and red were 6 apart
+    two = [c for c in catalog.choices if c.key in AGENTS]
+    colors = agent_colors(two)
+    result = compare({c.label: load_agent(c.run_dir) for c in two}, [5])
+    for fig in (curves_figure(result, colors=colors), magnets_figure(result, (0,), colors=colors)):
+        lines = {t.name: (t.line.dash, t.marker.symbol if "markers" in (t.mode or "") else None)
+                 for t in fig.data if t.showlegend is not False and t.name in colors}  # fmt: skip
+        assert len(lines) == 2 and len({dash for dash, _ in lines.values()}) == 2, lines
+        assert len({symbol for _, symbol in lines.values()}) == (2 if fig.data[0].mode == "lines+markers" else 1)

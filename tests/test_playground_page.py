@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -370,3 +371,23 @@ def test_in_delta_mode_a_slider_beyond_one_step_says_where_step_stops(app):
     app.radio(key="pg.action_mode").set_value("direct").run()
     set_magnets(app, Q1=60.0)
     assert not [c for c in app.caption if c.value.startswith("Step stops at")]
+
+
+def test_the_history_lines_differ_for_colour_blind_students_and_without_colour():
+    from color_vision import distance
+
+    from envlib.beamline import BeamlineSimulator
+    from envlib.playground import PlaygroundSession, playground_config
+
+    session = PlaygroundSession(playground_config(), BeamlineSimulator())
+    session.step_to(np.zeros(5))
+    rewards_fig, errors_fig = ui.playground.history_figures(session.history, ("sigma_x", "sigma_y"))
+    for fig in (rewards_fig, errors_fig):
+        traces = list(fig.data)
+        assert len({t.marker.symbol for t in traces}) == len(traces), "each line has a marker of its own"
+        for a, b in itertools.combinations(traces, 2):
+            for vision in ("deuteranopia", "protanopia"):
+                # objective_improvement (green) and sum_of_pixels (red) were 8 apart for deuteranopes.
+                assert distance(a.line.color, b.line.color, vision) >= 15, (a.name, b.name, vision)
+    # The reward modes' lines cross: they differ in dash too (the errors' dash says "in obj").
+    assert len({t.line.dash for t in rewards_fig.data}) == len(rewards_fig.data)

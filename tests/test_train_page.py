@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
@@ -655,3 +656,21 @@ def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp
     finally:
         job_manager().close(kill_jobs=True)
         job_manager.clear()
+
+
+def test_runs_differ_in_the_history_charts_without_colour_and_for_colour_blind_students():
+    from color_vision import distance
+
+    chosen = [f"run-{i}" for i in range(len(COLORS))]
+    colors = run_colors(chosen, {})
+    for a, b in itertools.combinations(colors.values(), 2):
+        for vision in ("deuteranopia", "protanopia"):
+            assert distance(a, b, vision) >= 15, (a, b, vision)  # green and red were 10 apart for deuteranopes
+    runs = [(run, *history_of([1000, 2000])) for run in chosen]
+    returns, lengths, mae = history_figures(runs, "timesteps", 1, colors=[colors[run] for run in chosen])
+    for fig in (returns, lengths):
+        curves = [t for t in fig.data if t.mode == "lines"]
+        assert len({t.line.dash for t in curves}) == len(chosen), "each run's curve has a dash of its own"
+    # In the evaluations the dash says focus or all four: each run has a marker symbol of its own.
+    focus = [t for t in mae.data if t.name.endswith(": focus")]
+    assert len({t.marker.symbol for t in focus}) == len(chosen)

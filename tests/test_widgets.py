@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
 
-from ui.widgets import balanced_columns, column_grid_css, distinct_colors, markdown_text, plotly_text
+import pytest
+from color_vision import contrast, distance
+
+from ui.widgets import (
+    SERIES_COLORS,
+    SERIES_DASHES,
+    SERIES_SYMBOLS,
+    balanced_columns,
+    column_grid_css,
+    distinct_colors,
+    markdown_text,
+    plotly_text,
+    series_line,
+    series_marker,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,3 +53,26 @@ def test_user_chosen_names_show_literally_in_markdown_and_plotly():
     assert "*bold*" not in escaped and "](http" not in escaped and "$x$" not in escaped
     assert escaped.replace("\\", "") == name
     assert plotly_text("<b>b</b> & co") == "&lt;b&gt;b&lt;/b&gt; &amp; co"
+
+
+@pytest.mark.parametrize("vision", ["normal", "deuteranopia", "protanopia"])
+def test_every_pair_of_palette_colours_stays_apart_for_colour_blind_students(vision):
+    # The old Compare palette's green and red were 6 apart for deuteranopes (lines that cross
+    # could not be told apart); Okabe & Ito's colours are ≥ 17 apart.
+    close = [
+        (a, b, round(distance(a, b, vision), 1))
+        for a, b in itertools.combinations(SERIES_COLORS, 2)
+        if distance(a, b, vision) < 15
+    ]
+    assert not close, close
+
+
+def test_every_palette_colour_has_a_line_style_and_a_symbol_of_its_own():
+    assert len(SERIES_COLORS) == len(SERIES_DASHES) == len(SERIES_SYMBOLS) == 8
+    lines = [series_line(c, width=3) for c in SERIES_COLORS]
+    markers = [series_marker(c, size=6) for c in SERIES_COLORS]
+    assert len({line["dash"] for line in lines}) == len({m["symbol"] for m in markers}) == len(SERIES_COLORS)
+    assert lines[2] == {"color": SERIES_COLORS[2], "dash": SERIES_DASHES[2], "width": 3}
+    assert series_line(SERIES_COLORS[5].lower())["dash"] == SERIES_DASHES[5]  # CSS hex in any case
+    # Lines must show on a white chart: ≥ 1.5:1 (the palette's yellow, 1.3:1, was replaced).
+    assert min(contrast(c) for c in SERIES_COLORS) >= 1.5

@@ -50,6 +50,7 @@ from envlib.workers import WorkerLost
 from ui.common import agent_workers, heavy_work_gate
 from ui.widgets import (
     MODEBAR_PX,
+    SERIES_COLORS,
     balanced_columns,
     cell_width,
     column_grid,
@@ -57,6 +58,8 @@ from ui.widgets import (
     markdown_text,
     plotly_text,
     scrolling_container,
+    series_line,
+    series_marker,
     stable_slot,
 )
 
@@ -118,8 +121,9 @@ SCREENS_FLAG_CHARS, SCREENS_TITLE_CHARS, SCREENS_TITLE_LINES = 63, 54, 2
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
 FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
 UM = 1e6
-#: One colour per agent, in its panel's square and in every figure. See :func:`agent_colors`.
-AGENT_COLORS = ("#1c83e1", "#ff8700", "#21c354", "#ff2b2b", "#803df5", "#808495")
+#: One colour per agent, in its panel's square and in every figure (the shared palette; each
+#: colour comes with its own dash and marker symbol). See :func:`agent_colors`.
+AGENT_COLORS = SERIES_COLORS
 FLAG_SYMBOLS = {"left_screen": "x", "aborted": "square", "blown_up": "star", "pinned": "diamond"}
 SCENARIO_LABELS = {
     "tutorial": "tutorial: random incoming beam",
@@ -826,13 +830,13 @@ def curves_figure(
         who = f"<b>{_hover_name(name)}</b><br>step %{{x}}: "
         fig.add_trace(
             go.Scatter(x=acted["step"], y=acted["reward"], mode="lines+markers", name=label, legendgroup=name,
-                       line=dict(color=color, width=3), marker=dict(size=5),
+                       line=series_line(color, width=3), marker=series_marker(color, size=6),
                        hovertemplate=who + "reward %{y:.3f}<extra></extra>"),
             row=1, col=1,
         )  # fmt: skip
         fig.add_trace(
             go.Scatter(x=trace["step"], y=trace[error] * UM, mode="lines+markers", name=label, legendgroup=name,
-                       showlegend=False, line=dict(color=color, width=3), marker=dict(size=5),
+                       showlegend=False, line=series_line(color, width=3), marker=series_marker(color, size=6),
                        hovertemplate=who + f"{error} %{{y:,.1f}} µm<extra></extra>"),
             row=2, col=1,
         )  # fmt: skip
@@ -898,7 +902,7 @@ def magnets_figure(
             hover += "<extra></extra>"
             fig.add_trace(
                 go.Scatter(x=trace["step"], y=trace[MAGNET_LABELS[index]] * scale, mode="lines", name=plotly_text(name),
-                           legendgroup=name, showlegend=col == 1, line=dict(color=colors[name], width=3),
+                           legendgroup=name, showlegend=col == 1, line=series_line(colors[name], width=3),
                            hovertemplate=hover),
                 row=1, col=col,
             )  # fmt: skip
@@ -1090,7 +1094,7 @@ def evaluation_figure(
         fig.add_trace(
             go.Box(
                 y=per[f"final_{error}"] * UM, name=plotly_text(name), boxpoints="all", jitter=0.4, pointpos=0,
-                marker=dict(color=colors[name], size=6), line=dict(color=colors[name]),
+                marker=series_marker(colors[name], size=7), line=dict(color=colors[name]),
                 customdata=per["seed"], hovertemplate="seed %{customdata}: %{y:.1f} µm<extra></extra>",
             )
         )  # fmt: skip

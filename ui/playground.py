@@ -23,6 +23,7 @@ from envlib.rewards import ALL_TERMS, REWARD_MODES
 from ui.common import shared_simulator
 from ui.widgets import (
     BEAM_LABELS,
+    SERIES_COLORS,
     beam_table,
     convert_magnet_sliders,
     magnet_sliders,
@@ -30,6 +31,8 @@ from ui.widgets import (
     magnets_to_display,
     reward_readout,
     screen_chart,
+    series_line,
+    series_marker,
     set_magnet_sliders,
     target_sliders,
     wrapping_columns,
@@ -59,8 +62,12 @@ LIVE_WRAP_BELOW_REM = 34.0
 TABLE_CSS = (
     '<style>.st-key-pg-live [data-testid="stTable"] :is(th, td) {padding-left: 3px; padding-right: 3px;}</style>'
 )
-MODE_COLORS = {"negative_objective": "#1f77b4", "objective_improvement": "#2ca02c", "sum_of_pixels": "#d62728"}
-ERROR_COLORS = {"mu_x": "#9467bd", "sigma_x": "#ff7f0e", "mu_y": "#17becf", "sigma_y": "#8c564b"}
+#: Colours from the shared palette; each mode's line also has its own dash and marker symbol.
+MODE_COLORS = dict(
+    zip(("negative_objective", "objective_improvement", "sum_of_pixels"), SERIES_COLORS[:3], strict=True)
+)
+#: The errors' dash says whether a term is in obj, so their second channel is the marker symbol.
+ERROR_COLORS = dict(zip(BEAM_PARAMETER_NAMES, SERIES_COLORS[4:8], strict=True))
 
 
 def render() -> None:
@@ -325,7 +332,8 @@ def history_figures(history: list[dict], terms: Sequence[str]) -> tuple[go.Figur
             y=[row[f"reward_{mode}"] for row in stepped],
             mode="lines+markers",
             name=mode,
-            line=dict(color=MODE_COLORS[mode]),
+            line=series_line(MODE_COLORS[mode]),
+            marker=series_marker(MODE_COLORS[mode], size=7),
         )
         for mode in REWARD_MODES
     ]
@@ -337,6 +345,7 @@ def history_figures(history: list[dict], terms: Sequence[str]) -> tuple[go.Figur
             mode="lines+markers",
             name=f"|{BEAM_LABELS[name]} error|" + ("" if name in terms else " (not in obj)"),
             line=dict(color=ERROR_COLORS[name], dash="solid" if name in terms else "dot"),
+            marker=series_marker(ERROR_COLORS[name], size=7),
         )
         for name in BEAM_PARAMETER_NAMES
     ]

@@ -39,12 +39,15 @@ from envlib.runs import EPISODE_COLUMNS, EVALUATION_COLUMNS, MAX_CSV_BYTES, Prog
 from ui.widgets import (
     BEAM_LABELS,
     MODEBAR_PX,
+    SERIES_COLORS,
     cell_width,
     column_grid,
     distinct_colors,
     formula_lines,
     markdown_text,
     plotly_text,
+    series_line,
+    series_marker,
     stable_slot,
 )
 
@@ -592,7 +595,9 @@ def thinned(n: int, limit: int = MAX_PLOT_POINTS) -> slice:
 
 
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+#: The shared palette: each run's colour comes with its own dash (episode curves) and marker
+#: symbol (evaluations, whose dash says focus or all four), so runs differ without colour.
+COLORS = SERIES_COLORS
 
 
 def run_colors(chosen: Sequence[str], kept: Mapping[str, str]) -> dict[str, str]:
@@ -641,7 +646,7 @@ def history_figures(
                          "marker": {"size": 3, "color": color, "opacity": 0.25}, "legendgroup": label,
                          "showlegend": False, "hoverinfo": "skip"})  # fmt: skip
             data.append({"type": "scatter", "x": xs[keep], "y": smoothed(ys, window)[keep], "mode": "lines",
-                         "line": {"color": color, "width": 2}, "name": label, "legendgroup": label})  # fmt: skip
+                         "line": series_line(color, width=2), "name": label, "legendgroup": label})  # fmt: skip
         extra = {"xaxis": TIMESTEPS_AXIS} if x == "timesteps" else {}
         figures.append(go.Figure(data=data, layout=_layout(title, x_title, legend_rows=len(runs), **extra)))
     data = []
@@ -649,10 +654,12 @@ def history_figures(
         color, label = colors[i], plotly_text(name)
         steps = evaluations["timesteps"].to_numpy()
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_focus"].to_numpy() * 1e6,
-                     "mode": "lines+markers", "line": {"color": color}, "name": f"{label}: focus",
+                     "mode": "lines+markers", "line": {"color": color}, "marker": series_marker(color, size=8),
+                     "name": f"{label}: focus",
                      "legendgroup": label})  # fmt: skip
         data.append({"type": "scatter", "x": steps, "y": evaluations["mean_final_mae_all"].to_numpy() * 1e6,
-                     "mode": "lines+markers", "line": {"color": color, "dash": "dot"}, "name": f"{label}: all four",
+                     "mode": "lines+markers", "line": {"color": color, "dash": "dot"},
+                     "marker": series_marker(color, size=8), "name": f"{label}: all four",
                      "legendgroup": label})  # fmt: skip
     layout = _layout(
         "Final MAE on fixed seeds (µm)", "timesteps", legend_rows=2 * len(runs), yaxis_type="log", xaxis=TIMESTEPS_AXIS

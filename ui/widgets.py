@@ -18,7 +18,15 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, MAGNET_LIMITS, SCREEN_HALF_SIZE
-from envlib.figures import screen_spec
+from envlib.figures import (  # noqa: F401 (re-exported: the pages' one palette)
+    SERIES_COLORS,
+    SERIES_DASHES,
+    SERIES_SYMBOLS,
+    screen_spec,
+    series_line,
+    series_marker,
+    series_slot,
+)
 from envlib.playground import Readout, normalised_magnets, physical_magnets
 from envlib.rewards import REWARD_MODES, objective_latex, reward_latex
 
