@@ -17,7 +17,10 @@ from envlib.screen import beam_image, beam_peak, ellipse_points, is_on_screen, p
 #: Binning of the image in the app's figure: 16 gives 153 x 127 cells (~20 kB of payload)
 #: while the beam and target sizes are drawn exactly as ellipses.
 FIGURE_BINNING = 16
-BEAM_LINE = dict(color="rgb(255,60,60)", width=2)
+#: The beam's 1σ ellipse: white over a dark edge, so that it reads both on the dark screen
+#: and on the bright spot (red on Viridis' green-yellow was ~1.1:1 for deuteranopes).
+BEAM_LINE = dict(color="#ffffff", width=2)
+BEAM_EDGE = dict(color="#141414", width=5)
 TARGET_LINE = dict(color="rgb(0,160,255)", width=2, dash="dash")
 MM = 1e3
 #: The one palette of every chart with several lines (agents, runs, reward modes), picked
@@ -164,9 +167,9 @@ def screen_spec(
             dict(type="scatter", x=tx * MM, y=ty * MM, mode="lines", line=TARGET_LINE, name="target", hoverinfo="name")
         )
     bx, by = ellipse_points(*beam)
-    traces.append(
-        dict(type="scatter", x=bx * MM, y=by * MM, mode="lines", line=BEAM_LINE, name="beam", hoverinfo="name")
-    )
+    bx, by = bx * MM, by * MM
+    traces.append(dict(type="scatter", x=bx, y=by, mode="lines", line=BEAM_EDGE, showlegend=False, hoverinfo="skip"))
+    traces.append(dict(type="scatter", x=bx, y=by, mode="lines", line=BEAM_LINE, name="beam", hoverinfo="name"))
     annotations = []
     if not bool(is_on_screen(beam[None])[0]):
         # Arrow from the centre towards the beam, stopped at the screen edge.
@@ -196,7 +199,11 @@ def screen_spec(
         height=height,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         plot_bgcolor="rgb(68,1,84)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        # On the screen's colour: the white beam line shows in the legend as on the screen.
+        legend=dict(
+            orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0,
+            bgcolor="rgb(68,1,84)", font=dict(color="white"),
+        ),
         uirevision="screen",
     )
     return {"data": traces, "layout": layout}

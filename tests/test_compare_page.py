@@ -70,8 +70,8 @@ def screens(at: AppTest) -> dict:
 def shown_beams(at: AppTest, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The beam ellipse (x, y in mm) on every agent's screen in the frame of ``step``."""
     frame = next(f for f in screens(at)["frames"] if f["name"] == str(step))
-    # Three traces per agent: image, target, beam.
-    return [(_array(t["x"]), _array(t["y"])) for t in frame["data"][2::3]]
+    # Four traces per agent: image, target, the beam's dark edge, the beam.
+    return [(_array(t["x"]), _array(t["y"])) for t in frame["data"][3::4]]
 
 
 def run_two_agents(at: AppTest, seed: int) -> None:
@@ -143,9 +143,9 @@ def test_one_slider_and_play_move_every_screen_through_the_steps(page):
     assert [s["args"][0] for s in slider["steps"]] == [[str(s)] for s in range(26)]
     play = spec["layout"]["updatemenus"][0]["buttons"][0]
     assert play["method"] == "animate" and play["args"][0] == [str(s) for s in range(26)]
-    # Every frame moves both screens (three traces each) and names both agents.
+    # Every frame moves both screens (four traces each) and names both agents.
     for frame in spec["frames"]:
-        assert len(frame["data"]) == 6
+        assert len(frame["data"]) == 8
         texts = [a["text"] for a in frame["layout"]["annotations"]]
         assert "<b>pixels-delta</b>" in texts and "<b>objimp-direct</b>" in texts
 

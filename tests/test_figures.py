@@ -183,3 +183,22 @@ def test_the_landscape_markers_read_their_rewards_like_the_reward_card():
     reward[0, 0] = 12.345678
     fig = landscape_figure(Landscape(0, 1, xs, xs, reward, current=(0.0, 0.0), current_reward=-1.277e-15))
     assert [fig.data[1].name, fig.data[2].name] == ["now: -0.0000", "best: 12.3457"]
+
+
+@pytest.mark.parametrize("vision", ["normal", "deuteranopia", "protanopia"])
+def test_the_beam_ellipse_reads_on_the_dark_screen_and_on_the_bright_spot(vision):
+    from color_vision import contrast, simulated
+
+    from envlib.figures import _VIRIDIS
+
+    fig = screen_figure(BEAM, TARGET)
+    edge, line = [t for t in fig.data if t.type == "scatter" and t.name != "target"]  # the edge first: beneath
+    assert list(edge.x) == list(line.x) and edge.line.width > line.line.width + 2 and edge.hoverinfo == "skip"
+    # On every level of the image, the white line or its dark edge stands out ≥ 3:1 (the old
+    # red line on the green-yellow spot was 1.1:1 for deuteranopes).
+    seen = [simulated(color, vision) for color in (line.line.color, edge.line.color)]
+    for level in _VIRIDIS:
+        background = simulated("#" + "".join(f"{v:02x}" for v in level), vision)
+        assert max(contrast(c, background) for c in seen) >= 3, (level, vision)
+    # The target stays apart: dashed, where the beam is solid.
+    assert trace(fig, "target").line.dash == "dash" and line.line.dash is None

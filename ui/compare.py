@@ -478,7 +478,7 @@ def moved_magnets(choices: Sequence[AgentChoice]) -> tuple[int, ...]:
 def screen_legend() -> None:
     """What the small screens show, said once under the panels."""
     st.caption(
-        "Screens: x from −4.1 to +4.1 mm, y from −2.5 to +2.5 mm. Red ellipse: the beam (1σ); dashed blue: "
+        "Screens: x from −4.1 to +4.1 mm, y from −2.5 to +2.5 mm. White ellipse: the beam (1σ); dashed blue: "
         "the target (a point at the centre for the tutorial's zero target)."
     )
 
@@ -528,7 +528,7 @@ def _typed(array: np.ndarray) -> dict:
 def _screen_parts(row: dict, k: int) -> tuple[list[dict], list[dict]]:
     """envlib's screen of one trace row (column -> value), as traces and annotations of subplot k.
 
-    Always three traces (image, target, beam) and two annotations (arrow and label of a
+    Always four traces (image, target, the beam's dark edge and its line) and two annotations (arrow and label of a
     beam off the screen, hidden while it is on): animation frames must keep their shape.
     """
     beam = np.array([row[n] for n in BEAM_PARAMETER_NAMES], dtype=np.float64)
