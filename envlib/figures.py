@@ -36,6 +36,11 @@ SERIES_SYMBOLS = (
 )
 
 
+#: The palette slots of a cut's curves (Reward A, B, ...): blue solid, vermillion dash-dot,
+#: wine, all ≥ 3:1 on white (Plotly's default second colour was a pale blue, 1.8:1).
+CUT_SLOTS = (0, 3, 7, 2)
+
+
 def series_slot(color: str) -> int:
     """The palette slot of ``color`` (as :data:`SERIES_COLORS` spells it, any case); 0 for another."""
     upper = [c.upper() for c in SERIES_COLORS]
@@ -297,8 +302,9 @@ def cut_figure(
     """
     title, scale = _magnet_axis(index)
     fig = go.Figure()
-    for name, reward in curves.items():
-        fig.add_trace(go.Scatter(x=values * scale, y=reward, mode="lines", name=name))
+    for slot, (name, reward) in zip(CUT_SLOTS, curves.items(), strict=False):
+        line = series_line(SERIES_COLORS[slot], width=2.5)
+        fig.add_trace(go.Scatter(x=values * scale, y=reward, mode="lines", name=name, line=line))
     fig.add_vline(x=current * scale, line=dict(color="grey", dash="dot"))
     fig.update_layout(
         height=height,

@@ -202,3 +202,18 @@ def test_the_beam_ellipse_reads_on_the_dark_screen_and_on_the_bright_spot(vision
         assert max(contrast(c, background) for c in seen) >= 3, (level, vision)
     # The target stays apart: dashed, where the beam is solid.
     assert trace(fig, "target").line.dash == "dash" and line.line.dash is None
+
+
+def test_the_cuts_rewards_differ_in_colour_for_colour_blind_students_in_dash_and_read_on_white():
+    from color_vision import contrast, distance, simulated
+
+    from envlib.figures import cut_figure
+
+    xs = np.linspace(-72, 72, 5)
+    cut = cut_figure(0, xs, {"Reward A": np.zeros(5), "Reward B": np.ones(5)}, 0.0)
+    a, b = cut.data
+    assert a.line.dash != b.line.dash  # apart without colour
+    for vision in ("normal", "deuteranopia", "protanopia"):
+        # Reward B was Plotly's pale blue: 1.8:1 on white, and A's blue but lighter.
+        assert min(contrast(simulated(t.line.color, vision)) for t in (a, b)) >= 3, vision
+        assert distance(a.line.color, b.line.color, vision) >= 15, vision
