@@ -7,14 +7,18 @@ from ui.common import agent_workers, freeze_startup_heap, keep_owner_in_url, set
 st.set_page_config(page_title="ARES Reward Lab", page_icon="⚛", layout="wide")
 keep_owner_in_url()  # before any page draws: a reload on any page keeps this session's jobs
 
+# The default page is served at "/" whatever its url_path; "start" keeps it apart from the
+# hidden page below, which sends a typed or shared /playground link there instead of "Page not found".
+playground = st.Page("pages/playground.py", title="Playground", icon=":material/tune:", default=True, url_path="start")
 pages = {
     "Explore": [
-        st.Page("pages/playground.py", title="Playground", icon=":material/tune:", default=True, url_path="playground"),
+        playground,
         st.Page("pages/rewards.py", title="Reward designer", icon=":material/functions:", url_path="rewards"),
     ],
     "Agents": [
         st.Page("pages/compare.py", title="Compare agents", icon=":material/smart_toy:", url_path="compare"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page(lambda: st.switch_page(playground), title="Playground", url_path="playground", visibility="hidden"),
     ],
 }
 navigation = st.navigation(pages)
