@@ -84,6 +84,8 @@ def test_page_loads_with_magnets_target_screen_and_rewards(app):
     assert (q1.min, q1.max) == (-72.0, 72.0)
     assert cv.max == pytest.approx(MAGNET_LIMITS[2] * 1e3, abs=0.01)  # on the 0.01 mrad grid
     assert len(app.get("plotly_chart")) == 3  # the screen and the two history plots
+    # Not in Streamlit's chart theme, whose axis titles and ticks are 3.7:1 on white.
+    assert [c.proto.theme for c in app.get("plotly_chart")] == ["", "", ""]
     # At load the sliders are where the episode was reset: obj_j = obj_0, and the beam is on the screen.
     assert shown_reward(app, "negative_objective") == -1.0
     assert shown_reward(app, "objective_improvement") == 0.0

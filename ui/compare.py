@@ -56,6 +56,7 @@ from ui.widgets import (
     column_grid,
     distinct_colors,
     markdown_text,
+    plotly_chart,
     plotly_text,
     scrolling_container,
     series_line,
@@ -437,7 +438,7 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     figure = screens_figure_cached(agent_request(choices), seed, scenario, error, plot_colors(choices))
     columns = balanced_columns(len(choices), SCREENS_MAX_COLUMNS)
     with scrolling_container("cmp-screens", SCREEN_MIN_PX * columns):
-        st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
+        plotly_chart(figure, key="cmp.screens", config=SCREENS_CONFIG)
 
 
 def episode_curves(choices: Sequence[AgentChoice], seed: int, scenario: str, error: str, log_y: bool) -> None:
@@ -445,8 +446,8 @@ def episode_curves(choices: Sequence[AgentChoice], seed: int, scenario: str, err
     curves, magnets = curves_cached(
         agent_request(choices), seed, scenario, error, log_y, moved_magnets(choices), plot_colors(choices)
     )
-    st.plotly_chart(curves, config=PLOT_CONFIG, theme=None, key="cmp.curves")
-    st.plotly_chart(magnets, config=PLOT_CONFIG, theme=None, key="cmp.magnets")
+    plotly_chart(curves, config=PLOT_CONFIG, key="cmp.curves")
+    plotly_chart(magnets, config=PLOT_CONFIG, key="cmp.magnets")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -1059,7 +1060,7 @@ def evaluation_section(choices: Sequence[AgentChoice], scenario: str, error: str
     returns_note()
     colors = _by_label(agents, plot_colors(choices))
     figure = evaluation_figure(result, error=error, log_y=log_y, colors=colors)
-    st.plotly_chart(figure, config=PLOT_CONFIG, theme=None, key="cmp.box")
+    plotly_chart(figure, config=PLOT_CONFIG, key="cmp.box")
     st.download_button(
         "Per-episode results (CSV)", data=functools.partial(traces_csv, result.per_episode),
         file_name=f"compare-{episodes}-episodes.csv", mime="text/csv", icon=":material/download:", on_click="ignore",

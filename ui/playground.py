@@ -29,6 +29,7 @@ from ui.widgets import (
     magnet_sliders,
     magnets_from_display,
     magnets_to_display,
+    plotly_chart,
     reward_readout,
     screen_chart,
     series_line,
@@ -389,8 +390,8 @@ def _history_panel(session: PlaygroundSession) -> None:
     )
     rewards_fig, errors_fig = history_figures(session.history, session.config.objective_terms)
     c_rewards, c_errors = st.columns(2)
-    c_rewards.plotly_chart(rewards_fig, key="pg.history.rewards", config={"displayModeBar": False})
-    c_errors.plotly_chart(errors_fig, key="pg.history.errors", config={"displayModeBar": False})
+    plotly_chart(rewards_fig, key="pg.history.rewards", where=c_rewards, config={"displayModeBar": False})
+    plotly_chart(errors_fig, key="pg.history.errors", where=c_errors, config={"displayModeBar": False})
     row = st.container(horizontal=True)
     row.button("Clear history", on_click=_clear_history, disabled=len(session.history) <= 1)
     row.download_button(

@@ -23,6 +23,7 @@ from ui.widgets import (
     column_grid,
     formula_lines,
     markdown_text,
+    plotly_chart,
 )
 
 #: Session-state key the Train page reads a config to prefill from.
@@ -188,7 +189,7 @@ def show_landscape(land: Landscape, title: str) -> None:
     """Heatmap plus a one-line verdict on how informative the landscape is."""
     # The title outside the figure: in a narrow column the legend wraps onto a title inside it.
     st.markdown(f"**{title}**")
-    st.plotly_chart(landscape_figure(land), width="stretch", key=f"land.{title}")
+    plotly_chart(landscape_figure(land), width="stretch", key=f"land.{title}")
     bx, by, best = land.best
     at_limit = bool(
         np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max())
@@ -212,7 +213,7 @@ def show_cut(specs: dict[str, RewardSpec], state: RewardState, index: int) -> No
     """Reward of each spec along one magnet, the others held (the cut's beams cached per state)."""
     grid = _cached_cut_grid(state.key(), index, CUT_POINTS)
     curves = {name: landscape_of(spec, grid).reward[0] for name, spec in specs.items()}
-    st.plotly_chart(cut_figure(index, grid.x_values, curves, float(state.magnets[index])), width="stretch", key="cut")
+    plotly_chart(cut_figure(index, grid.x_values, curves, float(state.magnets[index])), width="stretch", key="cut")
 
 
 def training_config_for(spec: RewardSpec) -> RunConfig:

@@ -45,6 +45,7 @@ from ui.widgets import (
     distinct_colors,
     formula_lines,
     markdown_text,
+    plotly_chart,
     plotly_text,
     series_line,
     series_marker,
@@ -988,7 +989,7 @@ def history_body(manager: JobManager) -> None:
         # A wrapping row: three charts side by side where they fit, fewer per row where not.
         row = st.container(horizontal=True)
         for i, fig in enumerate(run_figures(readable, readable_colors, x, window)):
-            row.plotly_chart(fig, key=f"{P}fig{i}")
+            plotly_chart(fig, key=f"{P}fig{i}", where=row)
 
 
 def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
