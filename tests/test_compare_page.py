@@ -20,6 +20,7 @@ from envlib.training import train
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 AGENTS = ["run/pixels-delta", "run/objimp-direct"]
+AGENTS_SHOWN = ["pixels-delta", "objimp-direct"]
 
 
 def tiny_run(runs_dir: Path, run_id: str, seed: int, **env: object) -> None:
@@ -147,7 +148,7 @@ def test_one_slider_and_play_move_every_screen_through_the_steps(page):
     for frame in spec["frames"]:
         assert len(frame["data"]) == 8
         texts = [a["text"] for a in frame["layout"]["annotations"]]
-        assert "<b>pixels-delta</b>" in texts and "<b>objimp-direct</b>" in texts
+        assert all(any(t.endswith(f"</span> <b>{name}</b>") for t in texts) for name in AGENTS_SHOWN), texts
 
 
 def test_another_seed_gives_another_beam(page):
@@ -211,9 +212,9 @@ def colors_shown(at: AppTest) -> dict[str, set[str]]:
         for trace in chart(at, key)["data"] if any(key in c.proto.id for c in at.get("plotly_chart")) else []:
             if trace.get("name") in shown:
                 shown[trace["name"]].add(trace.get("line", {}).get("color"))
-    names = [a for a in screens(at)["layout"]["annotations"] if a["text"].startswith("<b>")]
-    for a in names:
-        shown[a["text"][3:-4]].add(a["font"]["color"])
+    for a in screens(at)["layout"]["annotations"]:
+        if found := re.fullmatch(r'<span style="color:(#\w+)">■</span> <b>(.+)</b>', a["text"]):
+            shown[found[2]].add(found[1])
     return shown
 
 
@@ -473,3 +474,23 @@ def test_agents_lines_differ_for_colour_blind_students_and_without_colour(runs_d
                  for t in fig.data if t.showlegend is not False and t.name in colors}  # fmt: skip
         assert len(lines) == 2 and len({dash for dash, _ in lines.values()}) == 2, lines
         assert len({symbol for _, symbol in lines.values()}) == (2 if fig.data[0].mode == "lines+markers" else 1)
+
+
+def test_names_and_flag_texts_over_the_screens_are_dark_enough_to_read(page):
+    from color_vision import contrast
+
+    from ui.compare import FLAG_RED, NO_FLAG_GREEN
+
+    run_two_agents(page, seed=5)
+    annotations = screens(page)["layout"]["annotations"]
+    names = [a for a in annotations if "■</span>" in a["text"]]
+    assert len(names) == 2
+    # The name in dark text (orange text was 2.4:1 on white); its colour in the square before it.
+    assert all(contrast(a["font"]["color"]) >= 4.5 for a in names)
+    assert {re.search(r"color:(#\w+)", a["text"])[1] for a in names} == set(colors_shown(page)["pixels-delta"]) | set(
+        colors_shown(page)["objimp-direct"]
+    )
+    # Flag texts on their tinted boxes (10 % of red or green over white): ≥ 4.5:1.
+    for color, tint in ((FLAG_RED, (255, 43, 43)), (NO_FLAG_GREEN, (33, 195, 84))):
+        box = "#" + "".join(f"{round(0.9 * 255 + 0.1 * c):02x}" for c in tint)
+        assert contrast(color, box) >= 4.5, color

@@ -120,7 +120,13 @@ SCREENS_GAP = 0.02
 #: and 18 characters each, which fit SCREEN_MIN_PX. A name wraps onto two lines at most.
 SCREENS_FLAG_CHARS, SCREENS_TITLE_CHARS, SCREENS_TITLE_LINES = 63, 54, 2
 SCREENS_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "scrollZoom": False}
-FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#1e8449"
+#: Flag texts on their tinted boxes: ≥ 4.5:1 (the green was #1e8449, 4.3:1).
+FLAG_RED, NO_FLAG_GREEN = "#c0392b", "#18703d"
+#: An agent's name over its screen: dark text (its colour as text, e.g. orange, was 2.4:1 on
+#: white) after a square in its colour. Streamlit's text colour.
+NAME_TEXT = "#31333f"
+#: What goes before the first line of a name over a screen (its colour in a span).
+NAME_MARK = "■ "
 UM = 1e6
 #: One colour per agent, in its panel's square and in every figure (the shared palette; each
 #: colour comes with its own dash and marker symbol). See :func:`agent_colors`.
@@ -597,7 +603,7 @@ def _flag_lines(flags: pd.DataFrame, step: int, last: int, columns: int) -> list
 def _title_lines(name: str, columns: int) -> list[str]:
     """An agent's name over its screen, wrapped to its share of the width; a name too long
     for SCREENS_TITLE_LINES ends in "…" (the whole name is its hover text)."""
-    width = SCREENS_TITLE_CHARS // columns
+    width = SCREENS_TITLE_CHARS // columns - len(NAME_MARK)  # room for the square before the name
     lines = textwrap.wrap(name, width) or [""]
     if len(lines) > SCREENS_TITLE_LINES:
         rest = " ".join(lines[SCREENS_TITLE_LINES - 1 :])
@@ -695,8 +701,9 @@ def screens_frame(
         )
         title = "<br>".join(plotly_text(line) for line in _title_lines(name, place.columns))
         annotations += [
-            dict(text, y=place.title, yanchor="bottom", text=f"<b>{title}</b>", hovertext=plotly_text(name),
-                 font=dict(size=16, color=colors[name])),
+            dict(text, y=place.title, yanchor="bottom", hovertext=plotly_text(name),
+                 text=f'<span style="color:{colors[name]}">{NAME_MARK.strip()}</span> <b>{title}</b>',
+                 font=dict(size=16, color=NAME_TEXT)),
             *off,
             dict(text, y=place.readout, font=dict(size=14, color="black"),
                  text=f"step <b>{int(row['step'])}</b>/{last}<br>reward <b>{reward}</b><br>"
