@@ -58,7 +58,7 @@ def test_the_default_comparison_shows_every_agents_panel(runs_dir, tmp_path):
         # One screen per agent, named, in one figure that opens at the last step.
         titles = screens.locator(".annotation-text").evaluate_all("els => els.map(e => e.textContent)")
         for name in expected:
-            assert name in titles
+            assert f"■ {name}" in titles  # a square in the agent's colour, then the name in dark text
         assert screens.locator(".heatmaplayer").count() == len(expected)
         assert current_step(screens) == 25
         # Every agent's panel: its name, and its flags (red) or none (green).
