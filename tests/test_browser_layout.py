@@ -327,3 +327,29 @@ def test_five_agents_share_one_row_on_a_wide_screen(app_browser):
     boxes = panel_boxes(page)
     widths = [b["width"] for b in boxes]
     assert max(widths) - min(widths) < 2, "equal columns"
+
+
+def test_captions_are_dark_enough_to_read_on_every_page(app_browser):
+    from color_vision import contrast
+
+    def rgb(css: str) -> list[float]:
+        return [float(v) for v in css[css.index("(") + 1 : -1].split(",")[:3]]
+
+    # Streamlit draws captions in its text colour at 60 % opacity: 3.9:1 on the page, below 4.5:1.
+    for path, heading in (("", "Playground"), ("rewards", "Reward designer"), ("train", "Train an agent")):
+        page = app_browser.open(path)
+        page.get_by_role("heading", name=heading).wait_for()
+        caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
+        caption.wait_for()
+        wait_until_idle(page)
+        # st.html loads its script before its style sheet lands: on a fresh page, wait for it.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('style')].some(s => s.textContent.includes('stCaptionContainer'))",
+            timeout=10_000,
+        )
+        color, opacity = caption.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).opacity]")
+        background = page.locator("body").evaluate("e => getComputedStyle(e).backgroundColor")
+        a = float(opacity)
+        seen = [a * c + (1 - a) * p for c, p in zip(rgb(color), rgb(background), strict=True)]
+        hex_seen = "#" + "".join(f"{round(v):02x}" for v in seen)
+        assert contrast(hex_seen, "#" + "".join(f"{round(v):02x}" for v in rgb(background))) >= 4.5, (heading, seen)
