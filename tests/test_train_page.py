@@ -258,6 +258,8 @@ def test_a_config_handed_over_by_the_reward_designer_fills_the_form(manager):
     assert any(all(line in m.value for line in lines) for m in at.markdown), "the reward it trains, in full"
     kept = [c.value for c in at.code]
     assert any("kind: objective_improvement" in text and "mu_x: 1.0" in text for text in kept), kept
+    # Plain text: the YAML highlighting's orange keys were 2.9:1 on the block's grey.
+    assert {c.language for c in at.code} == {"text"}
     field(at, "train.total_timesteps").set_value(1000)
     at.run()
     assert red_messages(at) == [] and TRAIN_PREFILL_KEY not in at.session_state
