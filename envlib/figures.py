@@ -275,8 +275,10 @@ def landscape_figure(landscape, *, title: str | None = None, height: int = 420) 
         title=title,
         height=height,
         # The grid's cells exactly: left to autorange, a marker at a limit widens one axis only.
-        xaxis=dict(title=x_title, range=_cell_edges(landscape.x_values * x_scale)),
-        yaxis=dict(title=y_title, range=_cell_edges(landscape.y_values * y_scale)),
+        # automargin: the small fixed margins would cut the tick labels (the app draws its
+        # charts without Streamlit's theme, which set it).
+        xaxis=dict(title=x_title, range=_cell_edges(landscape.x_values * x_scale), automargin=True),
+        yaxis=dict(title=y_title, range=_cell_edges(landscape.y_values * y_scale), automargin=True),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         # Top left: Plotly's mode bar appears over the top right corner.
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0),
@@ -308,8 +310,8 @@ def cut_figure(
     fig.add_vline(x=current * scale, line=dict(color="grey", dash="dot"))
     fig.update_layout(
         height=height,
-        xaxis_title=title,
-        yaxis_title="reward",
+        xaxis=dict(title=title, automargin=True),  # see landscape_figure
+        yaxis=dict(title="reward", automargin=True),
         margin=dict(l=10, r=10, t=10, b=10),
         # Top left: Plotly's mode bar appears over the top right corner.
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0),

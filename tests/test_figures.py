@@ -217,3 +217,16 @@ def test_the_cuts_rewards_differ_in_colour_for_colour_blind_students_in_dash_and
         # Reward B was Plotly's pale blue: 1.8:1 on white, and A's blue but lighter.
         assert min(contrast(simulated(t.line.color, vision)) for t in (a, b)) >= 3, vision
         assert distance(a.line.color, b.line.color, vision) >= 15, vision
+
+
+def test_landscape_and_cut_axes_grow_their_margins_to_hold_the_tick_labels():
+    from envlib.figures import cut_figure
+    from envlib.landscape import Landscape
+
+    # Drawn without Streamlit's theme (its axis text is 3.7:1), whose template set automargin:
+    # with the 10 px margins alone, "−50" was cut off at the left edge.
+    xs = np.linspace(-72, 72, 5)
+    land = landscape_figure(Landscape(0, 1, xs, xs, np.zeros((5, 5)), current=(0.0, 0.0), current_reward=0.0))
+    cut = cut_figure(0, xs, {"Reward A": np.zeros(5)}, 0.0)
+    for fig in (land, cut):
+        assert fig.layout.xaxis.automargin is True and fig.layout.yaxis.automargin is True

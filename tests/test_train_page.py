@@ -678,3 +678,9 @@ def test_runs_differ_in_the_history_charts_without_colour_and_for_colour_blind_s
     # In the evaluations the dash says focus or all four: each run has a marker symbol of its own.
     focus = [t for t in mae.data if t.name.endswith(": focus")]
     assert len({t.marker.symbol for t in focus}) == len(chosen)
+
+
+def test_history_axes_grow_their_margins_to_hold_the_tick_labels():
+    # Drawn without Streamlit's theme, whose template set automargin; 10 px margins cut "20k".
+    for fig in history_figures([("one", *history_of([1000, 2000]))], "timesteps", 1):
+        assert fig.layout.xaxis.automargin is True and fig.layout.yaxis.automargin is True

@@ -691,7 +691,9 @@ def _layout(title: str, x_title: str, legend_rows: int, **extra: Any) -> dict[st
     # the top right, it covered the title of a chart a third of the page wide.
     margin = {"l": 10, "r": 10, "t": 40 + MODEBAR_PX, "b": 10}
     title = {"text": title, "yref": "paper", "y": 1, "yanchor": "bottom", "pad": {"b": 12}}
-    return {"title": title, "xaxis_title": x_title, "height": height, "margin": margin, "legend": legend, **extra}
+    # automargin: the small fixed margins would cut the tick labels (no Streamlit theme to set it).
+    axes = {"xaxis_title": x_title, "xaxis_automargin": True, "yaxis_automargin": True}
+    return {"title": title, "height": height, "margin": margin, "legend": legend, **axes, **extra}
 
 
 @lru_cache(maxsize=64)
