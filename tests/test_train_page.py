@@ -655,3 +655,18 @@ def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp
     finally:
         job_manager().close(kill_jobs=True)
         job_manager.clear()
+
+
+def test_the_rollout_line_answers_the_tutorials_part_iv_example_in_its_words(manager):
+    # Part IV: n_steps 100, n_envs 2, batch_size 50, n_epochs 3, 2 "epochs" (rollouts) = 400 steps;
+    # it asks for n_batch in one epoch (4) and the total number of model updates (4 x 3 x 2 = 24).
+    at = page()
+    values = {"n_steps": 100, "n_envs": 2, "batch_size": 50, "n_epochs": 3, "total_timesteps": 400}
+    for key, value in values.items():
+        field(at, f"train.{key}").set_value(value)
+    at.run()
+    (line,) = [c.value for c in at.caption if "rollout" in c.value]
+    assert "200 samples" in line and "400 steps = 2 rollouts" in line
+    assert "4 minibatches of 50 (n_batch)" in line and "n_epochs = 3" in line
+    assert "12 gradient steps per rollout" in line
+    assert "2 × 12 = 24 gradient steps (model updates) in the whole training" in line

@@ -449,17 +449,20 @@ def _ensure_form(max_timesteps: int) -> None:
 
 
 def rollout_summary(config: RunConfig) -> str:
-    """The tutorial's Part IV arithmetic for this config, in one line."""
+    """The tutorial's Part IV arithmetic for this config, in its words (its "epochs" are rollouts)."""
     t = config.train
     rollout = t.n_steps * t.n_envs
     if t.algorithm != "PPO":
         return f"{rollout:,} samples between updates; {t.total_timesteps:,} steps in all."
     minibatches = -(-rollout // t.batch_size)
-    updates = -(-t.total_timesteps // rollout)
+    rollouts = -(-t.total_timesteps // rollout)  # SB3 collects whole rollouts until it reaches the total
+    per_rollout = minibatches * t.n_epochs
     return (
-        f"One rollout = n_steps × n_envs = {rollout:,} samples → {minibatches} minibatches × {t.n_epochs} "
-        f"epochs = {minibatches * t.n_epochs} gradient steps per update; {updates:,} updates in "
-        f"{t.total_timesteps:,} steps."
+        f"One rollout (the tutorial's “epoch”) = n_steps × n_envs = {rollout:,} samples, so "
+        f"{t.total_timesteps:,} steps = {rollouts:,} rollout{'s' * (rollouts != 1)}. Each rollout is split into "
+        f"{minibatches:,} minibatches of {t.batch_size:,} (n_batch) and gone over n_epochs = {t.n_epochs} times: "
+        f"{per_rollout:,} gradient steps per rollout, {rollouts:,} × {per_rollout:,} = "
+        f"{rollouts * per_rollout:,} gradient steps (model updates) in the whole training."
     )
 
 
