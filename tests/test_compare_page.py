@@ -114,8 +114,14 @@ def test_two_agents_start_from_the_same_beam_and_the_table_appears(page):
     assert "does not compare" in note and "yardstick" in note
 
 
-def test_each_shipped_agents_panel_says_why_it_does_what_it_does(page):
-    # Before any run, the tutorial's five panels: each one's lesson, its whole description on hover.
+def test_each_shipped_agents_lesson_shows_only_after_the_run_it_explains(page):
+    # The page asks "what do you expect each one to do?": the lessons answer it, so none before a run.
+    assert not [c for c in page.caption if "Lesson" in c.value]
+    assert not [c for c in page.markdown if "time penalty makes it attractive" in c.value]
+    next(b for b in page.button if b.label == "Run side by side").click()
+    page.run()
+    assert not page.exception, page.exception
+    # After it, the tutorial's five panels: each one's lesson, its whole description on hover.
     lessons = {c.value: c.proto.help for c in page.caption if c.value.startswith("**Lesson:**")}
     assert len(lessons) == 5
     gary = next(text for text in lessons if "termination the agent can trigger" in text)

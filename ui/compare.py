@@ -385,7 +385,8 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
 
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
-    of the episode with its step (red), or that there is none (green)."""
+    of the episode with its step (red), or that there is none (green), and a shipped
+    agent's lesson (why it did what it did)."""
     shared = common_objective(choices) is not None
     colors = agent_colors(choices)
     st.html(f"<style>.st-key-cmp-panels .katex {{font-size: {PANEL_FORMULA_EM}em;}}</style>")
@@ -394,8 +395,10 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
             agent_title(choice, colors[choice.label])
             lesson = lesson_text(choice.config.description)
-            if lesson is not None:
-                st.caption(lesson[0], help=lesson[1])
+            # A "Lesson:" answers the page's question "what do you expect?": only after a run.
+            is_lesson = lesson is not None and lesson[1] is not None
+            if lesson is not None and not is_lesson:
+                st.caption(lesson[0])
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
                 flags = flags[flags["episode"] == 0]
@@ -405,6 +408,8 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
                 else:
                     st.success("no flag in this episode", icon=":material/check_circle:")
             agent_setup(choice, show_objective=not shared)
+            if is_lesson and comparison is not None:
+                st.caption(lesson[0], help=lesson[1])
 
 
 # --- the episode ----------------------------------------------------------------------------
