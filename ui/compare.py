@@ -11,11 +11,12 @@ the browser, so playing an episode costs the server nothing and the screens neve
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import secrets
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,7 @@ K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
 K_SCENARIO = "cmp.scenario"
 K_RAN = "cmp.ran"
+K_SHOWN = "cmp.shown"
 K_ERROR = "cmp.error"
 K_LOG = "cmp.log"
 K_EPISODES = "cmp.episodes"
@@ -182,6 +184,30 @@ def run_or_explain(
     except WorkerLost as exc:
         st.error(f"The agents did not finish: {exc}. New workers have started; run again.")
         st.stop()
+
+
+@contextlib.contextmanager
+def run_status(agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str) -> Iterator[None]:
+    """Says at once what runs, while the block runs a request this session has not shown yet.
+
+    Not ``st.spinner``: it waits 0.5 s, and until then (longer on a busy server) its slot is
+    a blank grey bar. Not on a rerun of the episode on show (a new view, the log toggle): its
+    result is cached, and the line would flash and push the page down.
+    """
+    shown = (agents, seed, scenario)
+    slot = st.empty()  # on every run: the elements after it keep their places
+    if st.session_state.get(K_SHOWN) == shown:
+        yield
+        return
+    n = len(agents)
+    slot.markdown(
+        f":material/hourglass_top: Running {n} agent{'s' * (n != 1)} on seed {seed} … (runs of all sessions take turns)"
+    )
+    try:
+        yield
+    finally:
+        slot.empty()
+    st.session_state[K_SHOWN] = shown
 
 
 # --- choosing -------------------------------------------------------------------------
@@ -437,6 +463,13 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     error = st.session_state.get(K_ERROR, "mae_focus")
     figure = screens_figure_cached(agent_request(choices), seed, scenario, error, plot_colors(choices))
     columns = balanced_columns(len(choices), SCREENS_MAX_COLUMNS)
+    # Until the browser has loaded Plotly (~2 s the first time) the chart is a blank grey
+    # bar (Streamlit's skeleton): say in it what is coming.
+    n = len(choices)
+    st.html(
+        f'<style>.st-key-cmp-screens [data-testid="stSkeleton"]::after {{display: block; padding: 0.5rem 1rem; '
+        f'content: "Drawing the screens of {n} agent{"s" * (n != 1)} on seed {int(seed)} …";}}</style>'
+    )
     with scrolling_container("cmp-screens", SCREEN_MIN_PX * columns):
         st.plotly_chart(figure, key="cmp.screens", theme=None, config=SCREENS_CONFIG)
 
