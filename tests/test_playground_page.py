@@ -370,3 +370,23 @@ def test_in_delta_mode_a_slider_beyond_one_step_says_where_step_stops(app):
     app.radio(key="pg.action_mode").set_value("direct").run()
     set_magnets(app, Q1=60.0)
     assert not [c for c in app.caption if c.value.startswith("Step stops at")]
+
+
+def test_after_a_step_each_reward_also_says_what_that_step_earned(app):
+    # Before any step there is nothing to say.
+    assert "earned" not in readout_text(app)
+    set_magnets(app, Q1=30.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    session = app.session_state["pg.session"]
+    # Delta mode: the sliders now sit on the magnets, so the improvement at the sliders is 0 …
+    assert shown_reward(app, "objective_improvement") == 0.0
+    # … and what the step earned (from the history) is shown beside every reward.
+    text = readout_text(app)
+    for mode in rewards.REWARD_MODES:
+        earned = float(re.search(rf"`{mode}` = \*\*[^*]+\*\* · step 1 earned ([+-]\d+\.\d+)", text).group(1))
+        assert earned == pytest.approx(session.history[-1][f"reward_{mode}"], abs=6e-5)
+    assert session.history[-1]["reward_objective_improvement"] > 0.01  # the beam did get smaller
+    # Clear history forgets the step: nothing earned to show.
+    next(b for b in app.button if b.label == "Clear history").click().run()
+    assert "earned" not in readout_text(app)
