@@ -670,3 +670,25 @@ def test_the_rollout_line_answers_the_tutorials_part_iv_example_in_its_words(man
     assert "4 minibatches of 50 (n_batch)" in line and "n_epochs = 3" in line
     assert "12 gradient steps per rollout" in line
     assert "2 × 12 = 24 gradient steps (model updates) in the whole training" in line
+
+
+@pytest.fixture
+def two_students_runs(tmp_path, monkeypatch):
+    """A runs folder with a finished run of ALICE's and a newer one of another student's."""
+    runs = tmp_path / "runs"
+    run_folder(runs, "alice-run", job=a_job("alice-run", owner=ALICE, submitted=1.0))
+    run_folder(runs, "bob-run", job=a_job("bob-run", owner="bob-token-0123456789", submitted=2.0))
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
+    job_manager.clear()
+    manager = job_manager()
+    yield runs
+    manager.close(kill_jobs=True)
+    job_manager.clear()
+
+
+def test_the_history_first_plots_this_sessions_own_newest_run_not_another_students(two_students_runs):
+    at = page(owner=ALICE)
+    assert not at.exception, at.exception
+    assert at.multiselect(key="train.plot").value == ["alice-run"]
+    # A session with no run of its own sees the newest run, as before.
+    assert page(owner="carol-token-0123456789").multiselect(key="train.plot").value == ["bob-run"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -865,14 +865,16 @@ def _act(action: Any, message: str) -> None:
     st.rerun(scope="app")
 
 
-def _plot_selection(sources: dict[str, RunSource]) -> list[str]:
+def _plot_selection(sources: dict[str, RunSource], own: Collection[str]) -> list[str]:
+    """The runs to plot; at first this session's newest run (``own``: its job ids), or the
+    newest of all when it has none (another student's run is not the one to look at)."""
     key = P + "plot"
     chosen = [r for r in st.session_state.get(key, []) if r in sources]
     new = st.session_state.pop(P + "show_next", None)
     if new in sources and new not in chosen:
         chosen = [new, *chosen]
     if not chosen and sources:
-        chosen = [next(iter(sources))]
+        chosen = [next((r for r in sources if r in own), next(iter(sources)))]
     st.session_state[key] = chosen
     return st.multiselect(
         "Runs to plot (several overlay)", list(sources), format_func=lambda r: sources[r].name, key=key,
@@ -950,13 +952,14 @@ def _unreadable_records(manager: JobManager, owner: str) -> None:
         _act(lambda: manager.delete(run_id, owner, instructor=True), f"Deleted {run_id}.")
 
 
-def history_body(manager: JobManager) -> None:
+def history_body(manager: JobManager, owner: str) -> None:
     """Progress and history plots of the chosen runs; reads only job records and run files."""
-    sources = _sources(manager, manager.list())
+    jobs = manager.list()
+    sources = _sources(manager, jobs)
     if not sources:
         return
     st.subheader("Training history")
-    chosen = _plot_selection(sources)
+    chosen = _plot_selection(sources, {j.job_id for j in jobs if manager.owns(j, owner)})
     c1, c2 = st.columns(2)
     x = c1.radio("x axis", ("timesteps", "time_s"), format_func={"timesteps": "timesteps", "time_s": "wall time"}.get,
                  horizontal=True, key=P + "x", persist_state="session")  # fmt: skip
@@ -990,7 +993,7 @@ def history_body(manager: JobManager) -> None:
 def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
     """The whole live section once: :func:`jobs_body` then :func:`history_body`."""
     jobs_body(manager, owner, ticking)
-    history_body(manager)
+    history_body(manager, owner)
 
 
 def live_section(manager: JobManager, owner: str) -> None:
@@ -998,4 +1001,4 @@ def live_section(manager: JobManager, owner: str) -> None:
     :data:`LIVE_REFRESH_S` s and the history every :data:`HISTORY_REFRESH_S` s."""
     ticking = any(j.active for j in manager.list())
     st.fragment(jobs_body, run_every=LIVE_REFRESH_S if ticking else None)(manager, owner, ticking)
-    st.fragment(history_body, run_every=HISTORY_REFRESH_S if ticking else None)(manager)
+    st.fragment(history_body, run_every=HISTORY_REFRESH_S if ticking else None)(manager, owner)
