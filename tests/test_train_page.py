@@ -15,7 +15,7 @@ from test_jobs import a_job, run_folder
 
 from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
-from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
+from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, Progress, read_progress
 from ui.common import OWNER_TOKEN, job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
@@ -32,9 +32,11 @@ from ui.train import (
     history_figures,
     parse_upload,
     presets,
+    queue_waits,
     run_colors,
     status_label,
     to_widget,
+    wait_text,
 )
 from ui.widgets import MODEBAR_PX, markdown_text
 
@@ -407,7 +409,9 @@ def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_
     deadline = time.monotonic() + 90
     while len({s for s in seen if s > 0}) < 2 and time.monotonic() < deadline:
         owner.run()
-        row = table(owner)[1]
+        queued_row, row = table(owner)
+        if row["time"].endswith("left"):  # the running job has an ETA: the queued one an estimated wait
+            assert queued_row["time"].startswith("wait "), queued_row
         if row["time"]:
             seen.append(read_progress(run_dir).timesteps)
             texts = [p.proto.text for p in owner.get("progress")]
@@ -692,3 +696,24 @@ def test_the_history_first_plots_this_sessions_own_newest_run_not_another_studen
     assert at.multiselect(key="train.plot").value == ["alice-run"]
     # A session with no run of its own sees the newest run, as before.
     assert page(owner="carol-token-0123456789").multiselect(key="train.plot").value == ["bob-run"]
+
+
+def a_progress(fps: float, eta_s: float | None) -> Progress:
+    return Progress(status="running", timesteps=1000, total_timesteps=31_000, fps=fps, elapsed_s=10.0, eta_s=eta_s,
+                    updated=time.time(), error=None, pid=None)  # fmt: skip
+
+
+def test_a_queued_job_gets_an_estimated_wait_from_the_running_jobs_eta_and_the_queue_ahead():
+    running = a_job("r", status="running")
+    first = dataclasses.replace(a_job("q1", status="queued"), total_timesteps=60_000, position=1)
+    second = dataclasses.replace(a_job("q2", status="queued"), total_timesteps=30_000, position=2)
+    jobs = [running, first, second]
+    progress = {"r": a_progress(fps=100.0, eta_s=300.0), "q1": None, "q2": None}
+    # One slot: q1 starts when r ends (300 s), q2 after q1's 60,000 steps at 100 steps/s.
+    assert queue_waits(jobs, progress, slots=1) == {"q1": 300.0, "q2": 900.0}
+    # Two slots: q1 takes the free one at once, q2 the one r frees.
+    assert queue_waits(jobs, progress, slots=2) == {"q1": 0.0, "q2": 300.0}
+    # No ETA yet (a job just started): no guess.
+    assert queue_waits(jobs, {**progress, "r": a_progress(fps=0.0, eta_s=None)}, slots=1) == {}
+    assert [wait_text(s) for s in (20, 300, 900, 3900)] == ["wait <1m", "wait ~5m", "wait ~15m", "wait ~1h 05m"]
+    assert len(wait_text(9 * 3600 + 59 * 60)) <= len(JOB_COLUMN_LONGEST["time"])

@@ -16,6 +16,7 @@ Session state keys start with ``train.``.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import time
 import typing
@@ -733,6 +734,39 @@ def job_progress(manager: JobManager, job: Job) -> Progress | None:
     return _final_progress(run_dir, job.ended) if job.ended is not None else _progress(run_dir)
 
 
+def queue_waits(jobs: Sequence[Job], progress: Mapping[str, Progress | None], slots: int) -> dict[str, float]:
+    """job id -> about how many seconds each queued job waits before it starts.
+
+    The running jobs free their slots at their ETA; each job ahead in the queue then holds a
+    slot for its steps at the running jobs' mean speed. Empty when that is not known yet
+    (a running job without an ETA): no guess is better than a wrong one.
+
+    :param progress: job id -> its last progress record (:func:`job_progress`).
+    :param slots: trainings that run at once (``max_concurrent``).
+    """
+    running = [progress.get(j.job_id) for j in jobs if j.status == "running"]
+    # Nothing to go by without a running job (and beside a free slot a queued job starts at once).
+    if not running or any(p is None or p.eta_s is None or p.fps <= 0 for p in running):
+        return {}
+    queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.position or 0)
+    speed = sum(p.fps for p in running) / len(running)
+    free = sorted([p.eta_s for p in running] + [0.0] * max(0, slots - len(running)))
+    waits = {}
+    for job in queued:
+        start = heapq.heappop(free)
+        waits[job.job_id] = start
+        heapq.heappush(free, start + job.total_timesteps / speed)
+    return waits
+
+
+def wait_text(seconds: float) -> str:
+    """An estimated wait in whole minutes (it is rough): ``wait ~5m``, ``wait ~1h 05m``."""
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return "wait <1m"
+    return f"wait ~{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"wait ~{minutes}m"
+
+
 def status_label(job: Job) -> str:
     """``queued (#2)``, ``running``, ``failed`` … as the job list shows it."""
     return f"queued (#{job.position})" if job.status == "queued" else job.status
@@ -768,7 +802,8 @@ def duration(seconds: float | None) -> str:
 def job_table(
     manager: JobManager, jobs: list[Job], owner: str, damaged: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
-    """One row per job: name, status, progress, steps, time left (running) or taken, whose it is.
+    """One row per job: name, status, progress, steps, time left (running), about how long
+    until it starts (queued) or taken, whose it is.
 
     The speed is in the history's progress line: the table fits a projector without it.
 
@@ -776,11 +811,15 @@ def job_table(
         status says so.
     """
     rows = []
+    progress_of = {job.job_id: job_progress(manager, job) for job in jobs}
+    waits = queue_waits(jobs, progress_of, manager.limits.max_concurrent)
     for job in reversed(jobs):  # newest first
-        progress = job_progress(manager, job)
+        progress = progress_of[job.job_id]
         done = progress.timesteps / max(progress.total_timesteps, 1) if progress else 0.0
         if progress and job.status == "running" and progress.eta_s is not None:
             time_text = f"{duration(progress.eta_s)} left"
+        elif job.job_id in waits:
+            time_text = wait_text(waits[job.job_id])
         else:
             time_text = duration(progress.elapsed_s) if progress else ""
         rows.append(
