@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import yaml
 from plotly.subplots import make_subplots
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
@@ -409,6 +410,16 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
         st.markdown(f"${objective_latex(choice.config.env.objective_terms)}$")
 
 
+def training_config(choice: AgentChoice) -> None:
+    """The agent's whole config, folded: the panel names only its reward and episode, and the
+    shipped agents trained otherwise than Train's preset (far longer, more envs, stacked
+    frames). Without the description: it holds the lesson, shown only after a run."""
+    t = choice.config.train
+    data = {"env": choice.config.env.to_dict(), "train": t.to_dict()}
+    with st.expander(f"Training config ({t.total_timesteps:,} steps, {t.n_envs} envs)"):
+        st.code(yaml.safe_dump(data, sort_keys=False), language="yaml")  # a code block: shown literally
+
+
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
     of the episode with its step (red), or that there is none (green), and a shipped
@@ -434,6 +445,7 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
                 else:
                     st.success("no flag in this episode", icon=":material/check_circle:")
             agent_setup(choice, show_objective=not shared)
+            training_config(choice)
             if is_lesson and comparison is not None:
                 st.caption(lesson[0], help=lesson[1])
 
