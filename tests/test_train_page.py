@@ -465,7 +465,7 @@ def test_in_a_real_browser_the_page_follows_a_launched_job_by_itself_and_stops_i
         page = browser.open("train")
         page.get_by_role("heading", name="Train an agent").wait_for()
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(config))
-        page.get_by_text("One rollout = n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
+        page.get_by_text("n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
         page.get_by_role("button", name="Launch training").click()
 
         bar = page.locator('[data-testid="stProgress"]').first
