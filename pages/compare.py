@@ -20,6 +20,7 @@ from ui.compare import (
     new_agents_notice,
     returns_note,
     run_or_explain,
+    run_status,
     screen_legend,
     show_table,
     view_options,
@@ -48,7 +49,7 @@ if not st.session_state.get(K_RAN):
     st.caption("Press **Run side by side**: every agent starts from the same incoming beam, target and magnets.")
     st.stop()
 
-with st.spinner("Running the agents … (runs of all sessions take turns)"):
+with run_status(agent_request(choices), seed, scenario):
     comparison = run_or_explain(agent_request(choices), (seed,), scenario)
     episode_view(choices, seed, scenario)
 screen_legend()

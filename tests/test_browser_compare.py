@@ -205,3 +205,64 @@ def test_a_run_that_finishes_while_the_page_is_open_is_offered_without_a_click(r
         page.locator('[data-testid="stMultiSelect"] input').click()
         page.get_by_role("option", name="Tiny Pixels (late-pixels)", exact=False).wait_for(timeout=10_000)
         browser.assert_offline()
+
+
+SLOT_STATE = """() => {
+    const seen = [];
+    for (const e of document.querySelectorAll('[data-testid="stSkeleton"], [data-testid="stSpinner"]')) {
+        const screens = e.closest(".st-key-cmp-screens");
+        seen.push(screens ? "screens: " + getComputedStyle(e, "::after").content : e.getAttribute("data-testid"));
+    }
+    const text = document.querySelector('[data-testid="stMain"]').innerText;
+    const at = text.indexOf("Running ");
+    if (at >= 0) seen.push(text.slice(at, text.indexOf("…", at) + 1));
+    const state = document.querySelector('[data-testid="stApp"]').getAttribute("data-test-script-state");
+    return {seen, running: state === "running"};
+}"""
+
+
+def _watch(page, seconds: float = 60.0) -> list[str]:
+    """What the page shows for a run in progress (grey skeletons, spinner, status line) from a
+    click until the script run ends, each once, in order of appearance."""
+    import time
+
+    seen: list[str] = []
+    started, deadline = False, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = page.evaluate(SLOT_STATE)
+        for thing in state["seen"]:
+            if thing not in seen:
+                seen.append(thing)
+        started |= state["running"]
+        if started and not state["running"]:
+            break
+        time.sleep(0.03)
+    return seen
+
+
+def test_a_run_says_at_once_what_runs_and_a_rerun_of_the_same_episode_says_nothing(app_browser):
+    page = app_browser.open("compare")
+    page.get_by_role("button", name="Run side by side").click()
+    # The status line from the start: no blank grey bar first (st.spinner's slot for 0.5 s or more).
+    seen = _watch(page)
+    assert seen[0] == "Running 5 agents on seed 6 …", seen
+    # The screens' own skeleton, while Plotly loads, is never blank either (lazy widgets' may be).
+    assert "stSpinner" not in seen
+    assert {s for s in seen if s.startswith("screens")} <= {'screens: "Drawing the screens of 5 agents on seed 6 …"'}
+    page.locator(".st-key-cmp-panel-4").wait_for(timeout=60_000)
+    assert "Running " not in page.locator('[data-testid="stMain"]').inner_text()
+    # A new view of the same episode is cached: no line flashes and pushes the page down.
+    page.get_by_text("log scale").click()
+    assert not [s for s in _watch(page) if s.startswith("Running")]
+    # While the browser loads Plotly the screens are Streamlit's grey skeleton: it says what comes.
+    said = page.locator(".stVerticalBlock.st-key-cmp-screens").evaluate(
+        """box => {
+            const probe = document.createElement("div");
+            probe.setAttribute("data-testid", "stSkeleton");
+            box.appendChild(probe);
+            const text = getComputedStyle(probe, "::after").content;
+            probe.remove();
+            return text;
+        }"""
+    )
+    assert said == '"Drawing the screens of 5 agents on seed 6 …"'

@@ -38,7 +38,7 @@ def test_a_launched_job_stays_this_tabs_after_a_reload_on_another_page(app_brows
     token = owner_of(page)
     assert token
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(config))
-    page.get_by_text("One rollout = n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
+    page.get_by_text("n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
     page.get_by_role("button", name="Launch training").click()
     page.get_by_role("button", name="Delete").wait_for(timeout=60_000)
 

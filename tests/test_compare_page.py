@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
 from envlib.beamline import BeamlineSimulator
@@ -116,13 +117,30 @@ def test_two_agents_start_from_the_same_beam_and_the_table_appears(page):
     assert "does not compare" in note and "yardstick" in note
 
 
-def test_each_shipped_agents_panel_says_why_it_does_what_it_does(page):
-    # Before any run, the tutorial's five panels: each one's lesson, its whole description on hover.
+def test_each_shipped_agents_lesson_shows_only_after_the_run_it_explains(page):
+    # The page asks "what do you expect each one to do?": the lessons answer it, so none before a run.
+    assert not [c for c in page.caption if "Lesson" in c.value]
+    assert not [c for c in page.markdown if "time penalty makes it attractive" in c.value]
+    next(b for b in page.button if b.label == "Run side by side").click()
+    page.run()
+    assert not page.exception, page.exception
+    # After it, the tutorial's five panels: each one's lesson, its whole description on hover.
     lessons = {c.value: c.proto.help for c in page.caption if c.value.startswith("**Lesson:**")}
     assert len(lessons) == 5
     gary = next(text for text in lessons if "termination the agent can trigger" in text)
     assert "time penalty makes it attractive" in gary
     assert "push the beam off the screen" in lessons[gary]
+
+
+def test_each_panel_folds_the_agents_whole_training_config_without_its_lesson(page):
+    configs = [e for e in page.expander if e.label.startswith("Training config")]
+    # The tutorial's five shipped agents: each trained for 1M steps in 100 envs, not Train's preset.
+    assert [e.label for e in configs] == ["Training config (1,000,000 steps, 100 envs)"] * 5
+    texts = [e.code[0].value for e in configs]
+    gary = yaml.safe_load(next(t for t in texts if "time_reward: -1.0" in t))
+    assert gary["train"]["total_timesteps"] == 1_000_000 and gary["train"]["frame_stack"] == 4
+    assert gary["env"]["abort_if_off_screen"] is True
+    assert not [t for t in texts if "Lesson" in t or "description" in t]  # the answer waits for a run
 
 
 def test_a_description_shows_as_literal_text_and_none_shows_nothing():

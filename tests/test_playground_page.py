@@ -393,3 +393,23 @@ def test_the_history_lines_differ_for_colour_blind_students_and_without_colour()
                 assert distance(a.line.color, b.line.color, vision) >= 15, (a.name, b.name, vision)
     # The reward modes' lines cross: they differ in dash too (the errors' dash says "in obj").
     assert len({t.line.dash for t in rewards_fig.data}) == len(rewards_fig.data)
+
+
+def test_after_a_step_each_reward_also_says_what_that_step_earned(app):
+    # Before any step there is nothing to say.
+    assert "earned" not in readout_text(app)
+    set_magnets(app, Q1=30.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    session = app.session_state["pg.session"]
+    # Delta mode: the sliders now sit on the magnets, so the improvement at the sliders is 0 …
+    assert shown_reward(app, "objective_improvement") == 0.0
+    # … and what the step earned (from the history) is shown beside every reward.
+    text = readout_text(app)
+    for mode in rewards.REWARD_MODES:
+        earned = float(re.search(rf"`{mode}` = \*\*[^*]+\*\* · step 1 earned ([+-]\d+\.\d+)", text).group(1))
+        assert earned == pytest.approx(session.history[-1][f"reward_{mode}"], abs=6e-5)
+    assert session.history[-1]["reward_objective_improvement"] > 0.01  # the beam did get smaller
+    # Clear history forgets the step: nothing earned to show.
+    next(b for b in app.button if b.label == "Clear history").click().run()
+    assert "earned" not in readout_text(app)

@@ -16,7 +16,7 @@ from test_jobs import a_job, run_folder
 
 from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
 from envlib.reward_spec import preset
-from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, read_progress
+from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, Progress, read_progress
 from ui.common import OWNER_TOKEN, job_manager
 from ui.train import (
     CHART_HEIGHT_PX,
@@ -33,9 +33,11 @@ from ui.train import (
     history_figures,
     parse_upload,
     presets,
+    queue_waits,
     run_colors,
     status_label,
     to_widget,
+    wait_text,
 )
 from ui.widgets import MODEBAR_PX, markdown_text
 
@@ -410,7 +412,9 @@ def test_launch_shows_the_job_and_its_progress_live_and_only_its_owner_controls_
     deadline = time.monotonic() + 90
     while len({s for s in seen if s > 0}) < 2 and time.monotonic() < deadline:
         owner.run()
-        row = table(owner)[1]
+        queued_row, row = table(owner)
+        if row["time"].endswith("left"):  # the running job has an ETA: the queued one an estimated wait
+            assert queued_row["time"].startswith("wait "), queued_row
         if row["time"]:
             seen.append(read_progress(run_dir).timesteps)
             texts = [p.proto.text for p in owner.get("progress")]
@@ -466,7 +470,7 @@ def test_in_a_real_browser_the_page_follows_a_launched_job_by_itself_and_stops_i
         page = browser.open("train")
         page.get_by_role("heading", name="Train an agent").wait_for()
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(config))
-        page.get_by_text("One rollout = n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
+        page.get_by_text("n_steps × n_envs = 128 samples").wait_for(timeout=30_000)
         page.get_by_role("button", name="Launch training").click()
 
         bar = page.locator('[data-testid="stProgress"]').first
@@ -684,3 +688,61 @@ def test_history_axes_grow_their_margins_to_hold_the_tick_labels():
     # Drawn without Streamlit's theme, whose template set automargin; 10 px margins cut "20k".
     for fig in history_figures([("one", *history_of([1000, 2000]))], "timesteps", 1):
         assert fig.layout.xaxis.automargin is True and fig.layout.yaxis.automargin is True
+
+
+def test_the_rollout_line_answers_the_tutorials_part_iv_example_in_its_words(manager):
+    # Part IV: n_steps 100, n_envs 2, batch_size 50, n_epochs 3, 2 "epochs" (rollouts) = 400 steps;
+    # it asks for n_batch in one epoch (4) and the total number of model updates (4 x 3 x 2 = 24).
+    at = page()
+    values = {"n_steps": 100, "n_envs": 2, "batch_size": 50, "n_epochs": 3, "total_timesteps": 400}
+    for key, value in values.items():
+        field(at, f"train.{key}").set_value(value)
+    at.run()
+    (line,) = [c.value for c in at.caption if "rollout" in c.value]
+    assert "200 samples" in line and "400 steps = 2 rollouts" in line
+    assert "4 minibatches of 50 (n_batch)" in line and "n_epochs = 3" in line
+    assert "12 gradient steps per rollout" in line
+    assert "2 × 12 = 24 gradient steps (model updates) in the whole training" in line
+
+
+@pytest.fixture
+def two_students_runs(tmp_path, monkeypatch):
+    """A runs folder with a finished run of ALICE's and a newer one of another student's."""
+    runs = tmp_path / "runs"
+    run_folder(runs, "alice-run", job=a_job("alice-run", owner=ALICE, submitted=1.0))
+    run_folder(runs, "bob-run", job=a_job("bob-run", owner="bob-token-0123456789", submitted=2.0))
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
+    job_manager.clear()
+    manager = job_manager()
+    yield runs
+    manager.close(kill_jobs=True)
+    job_manager.clear()
+
+
+def test_the_history_first_plots_this_sessions_own_newest_run_not_another_students(two_students_runs):
+    at = page(owner=ALICE)
+    assert not at.exception, at.exception
+    assert at.multiselect(key="train.plot").value == ["alice-run"]
+    # A session with no run of its own sees the newest run, as before.
+    assert page(owner="carol-token-0123456789").multiselect(key="train.plot").value == ["bob-run"]
+
+
+def a_progress(fps: float, eta_s: float | None) -> Progress:
+    return Progress(status="running", timesteps=1000, total_timesteps=31_000, fps=fps, elapsed_s=10.0, eta_s=eta_s,
+                    updated=time.time(), error=None, pid=None)  # fmt: skip
+
+
+def test_a_queued_job_gets_an_estimated_wait_from_the_running_jobs_eta_and_the_queue_ahead():
+    running = a_job("r", status="running")
+    first = dataclasses.replace(a_job("q1", status="queued"), total_timesteps=60_000, position=1)
+    second = dataclasses.replace(a_job("q2", status="queued"), total_timesteps=30_000, position=2)
+    jobs = [running, first, second]
+    progress = {"r": a_progress(fps=100.0, eta_s=300.0), "q1": None, "q2": None}
+    # One slot: q1 starts when r ends (300 s), q2 after q1's 60,000 steps at 100 steps/s.
+    assert queue_waits(jobs, progress, slots=1) == {"q1": 300.0, "q2": 900.0}
+    # Two slots: q1 takes the free one at once, q2 the one r frees.
+    assert queue_waits(jobs, progress, slots=2) == {"q1": 0.0, "q2": 300.0}
+    # No ETA yet (a job just started): no guess.
+    assert queue_waits(jobs, {**progress, "r": a_progress(fps=0.0, eta_s=None)}, slots=1) == {}
+    assert [wait_text(s) for s in (20, 300, 900, 3900)] == ["wait <1m", "wait ~5m", "wait ~15m", "wait ~1h 05m"]
+    assert len(wait_text(9 * 3600 + 59 * 60)) <= len(JOB_COLUMN_LONGEST["time"])

@@ -11,11 +11,12 @@ the browser, so playing an episode costs the server nothing and the screens neve
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import secrets
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import yaml
 from plotly.subplots import make_subplots
 
 from envlib.beamline import BEAM_PARAMETER_NAMES, CORRECTOR_INDICES, MAGNET_LABELS, MAGNET_LIMITS
@@ -68,6 +70,7 @@ K_AGENTS = "cmp.agents"
 K_SEED = "cmp.seed"
 K_SCENARIO = "cmp.scenario"
 K_RAN = "cmp.ran"
+K_SHOWN = "cmp.shown"
 K_ERROR = "cmp.error"
 K_LOG = "cmp.log"
 K_EPISODES = "cmp.episodes"
@@ -193,6 +196,30 @@ def run_or_explain(
     except WorkerLost as exc:
         st.error(f"The agents did not finish: {exc}. New workers have started; run again.")
         st.stop()
+
+
+@contextlib.contextmanager
+def run_status(agents: tuple[tuple[str, str, int], ...], seed: int, scenario: str) -> Iterator[None]:
+    """Says at once what runs, while the block runs a request this session has not shown yet.
+
+    Not ``st.spinner``: it waits 0.5 s, and until then (longer on a busy server) its slot is
+    a blank grey bar. Not on a rerun of the episode on show (a new view, the log toggle): its
+    result is cached, and the line would flash and push the page down.
+    """
+    shown = (agents, seed, scenario)
+    slot = st.empty()  # on every run: the elements after it keep their places
+    if st.session_state.get(K_SHOWN) == shown:
+        yield
+        return
+    n = len(agents)
+    slot.markdown(
+        f":material/hourglass_top: Running {n} agent{'s' * (n != 1)} on seed {seed} … (runs of all sessions take turns)"
+    )
+    try:
+        yield
+    finally:
+        slot.empty()
+    st.session_state[K_SHOWN] = shown
 
 
 # --- choosing -------------------------------------------------------------------------
@@ -394,9 +421,20 @@ def agent_setup(choice: AgentChoice, *, show_objective: bool = True) -> None:
         st.markdown(f"${objective_latex(choice.config.env.objective_terms)}$")
 
 
+def training_config(choice: AgentChoice) -> None:
+    """The agent's whole config, folded: the panel names only its reward and episode, and the
+    shipped agents trained otherwise than Train's preset (far longer, more envs, stacked
+    frames). Without the description: it holds the lesson, shown only after a run."""
+    t = choice.config.train
+    data = {"env": choice.config.env.to_dict(), "train": t.to_dict()}
+    with st.expander(f"Training config ({t.total_timesteps:,} steps, {t.n_envs} envs)"):
+        st.code(yaml.safe_dump(data, sort_keys=False), language="yaml")  # a code block: shown literally
+
+
 def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None = None) -> None:
     """One panel per agent: who it is, what it is rewarded for and, after a run, every flag
-    of the episode with its step (red), or that there is none (green)."""
+    of the episode with its step (red), or that there is none (green), and a shipped
+    agent's lesson (why it did what it did)."""
     shared = common_objective(choices) is not None
     colors = agent_colors(choices)
     st.html(f"<style>.st-key-cmp-panels .katex {{font-size: {PANEL_FORMULA_EM}em;}}</style>")
@@ -405,8 +443,10 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
         with grid.container(border=True, key=f"cmp-panel-{i}", width=cell_width(PANEL_MIN_REM)):
             agent_title(choice, colors[choice.label])
             lesson = lesson_text(choice.config.description)
-            if lesson is not None:
-                st.caption(lesson[0], help=lesson[1])
+            # A "Lesson:" answers the page's question "what do you expect?": only after a run.
+            is_lesson = lesson is not None and lesson[1] is not None
+            if lesson is not None and not is_lesson:
+                st.caption(lesson[0])
             if comparison is not None:
                 flags = comparison.flags[comparison.flags["agent"] == choice.label]
                 flags = flags[flags["episode"] == 0]
@@ -416,6 +456,9 @@ def agent_panels(choices: Sequence[AgentChoice], comparison: Comparison | None =
                 else:
                     st.success("no flag in this episode", icon=":material/check_circle:")
             agent_setup(choice, show_objective=not shared)
+            training_config(choice)
+            if is_lesson and comparison is not None:
+                st.caption(lesson[0], help=lesson[1])
 
 
 # --- the episode ----------------------------------------------------------------------------
@@ -443,6 +486,13 @@ def episode_view(choices: Sequence[AgentChoice], seed: int, scenario: str) -> No
     error = st.session_state.get(K_ERROR, "mae_focus")
     figure = screens_figure_cached(agent_request(choices), seed, scenario, error, plot_colors(choices))
     columns = balanced_columns(len(choices), SCREENS_MAX_COLUMNS)
+    # Until the browser has loaded Plotly (~2 s the first time) the chart is a blank grey
+    # bar (Streamlit's skeleton): say in it what is coming.
+    n = len(choices)
+    st.html(
+        f'<style>.st-key-cmp-screens [data-testid="stSkeleton"]::after {{display: block; padding: 0.5rem 1rem; '
+        f'content: "Drawing the screens of {n} agent{"s" * (n != 1)} on seed {int(seed)} …";}}</style>'
+    )
     with scrolling_container("cmp-screens", SCREEN_MIN_PX * columns):
         plotly_chart(figure, key="cmp.screens", config=SCREENS_CONFIG)
 

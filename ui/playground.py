@@ -271,7 +271,16 @@ def live_panel() -> None:
         screen_chart(readout.beam, readout.target, key="pg.screen")
         beam_table(readout, terms)
     with c_rewards:
-        reward_readout(readout, terms, reference_label="last reset (step 0)")
+        reward_readout(readout, terms, reference_label="last reset (step 0)", last_step=last_step(session))
+
+
+def last_step(session: PlaygroundSession) -> tuple[int, dict[str, float]] | None:
+    """``(step, reward per mode)`` of the last step in the history; None before one (or after
+    Clear history). Read from the history: nothing is tracked per slider move."""
+    row = session.history[-1] if session.history else None
+    if row is None or row[f"reward_{REWARD_MODES[0]}"] is None:
+        return None
+    return row["step"], {mode: row[f"reward_{mode}"] for mode in REWARD_MODES}
 
 
 def step_note(session: PlaygroundSession, magnets: np.ndarray, normalised: bool) -> None:

@@ -16,10 +16,11 @@ Session state keys start with ``train.``.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -453,17 +454,20 @@ def _ensure_form(max_timesteps: int) -> None:
 
 
 def rollout_summary(config: RunConfig) -> str:
-    """The tutorial's Part IV arithmetic for this config, in one line."""
+    """The tutorial's Part IV arithmetic for this config, in its words (its "epochs" are rollouts)."""
     t = config.train
     rollout = t.n_steps * t.n_envs
     if t.algorithm != "PPO":
         return f"{rollout:,} samples between updates; {t.total_timesteps:,} steps in all."
     minibatches = -(-rollout // t.batch_size)
-    updates = -(-t.total_timesteps // rollout)
+    rollouts = -(-t.total_timesteps // rollout)  # SB3 collects whole rollouts until it reaches the total
+    per_rollout = minibatches * t.n_epochs
     return (
-        f"One rollout = n_steps × n_envs = {rollout:,} samples → {minibatches} minibatches × {t.n_epochs} "
-        f"epochs = {minibatches * t.n_epochs} gradient steps per update; {updates:,} updates in "
-        f"{t.total_timesteps:,} steps."
+        f"One rollout (the tutorial's “epoch”) = n_steps × n_envs = {rollout:,} samples, so "
+        f"{t.total_timesteps:,} steps = {rollouts:,} rollout{'s' * (rollouts != 1)}. Each rollout is split into "
+        f"{minibatches:,} minibatches of {t.batch_size:,} (n_batch) and gone over n_epochs = {t.n_epochs} times: "
+        f"{per_rollout:,} gradient steps per rollout, {rollouts:,} × {per_rollout:,} = "
+        f"{rollouts * per_rollout:,} gradient steps (model updates) in the whole training."
     )
 
 
@@ -741,6 +745,39 @@ def job_progress(manager: JobManager, job: Job) -> Progress | None:
     return _final_progress(run_dir, job.ended) if job.ended is not None else _progress(run_dir)
 
 
+def queue_waits(jobs: Sequence[Job], progress: Mapping[str, Progress | None], slots: int) -> dict[str, float]:
+    """job id -> about how many seconds each queued job waits before it starts.
+
+    The running jobs free their slots at their ETA; each job ahead in the queue then holds a
+    slot for its steps at the running jobs' mean speed. Empty when that is not known yet
+    (a running job without an ETA): no guess is better than a wrong one.
+
+    :param progress: job id -> its last progress record (:func:`job_progress`).
+    :param slots: trainings that run at once (``max_concurrent``).
+    """
+    running = [progress.get(j.job_id) for j in jobs if j.status == "running"]
+    # Nothing to go by without a running job (and beside a free slot a queued job starts at once).
+    if not running or any(p is None or p.eta_s is None or p.fps <= 0 for p in running):
+        return {}
+    queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.position or 0)
+    speed = sum(p.fps for p in running) / len(running)
+    free = sorted([p.eta_s for p in running] + [0.0] * max(0, slots - len(running)))
+    waits = {}
+    for job in queued:
+        start = heapq.heappop(free)
+        waits[job.job_id] = start
+        heapq.heappush(free, start + job.total_timesteps / speed)
+    return waits
+
+
+def wait_text(seconds: float) -> str:
+    """An estimated wait in whole minutes (it is rough): ``wait ~5m``, ``wait ~1h 05m``."""
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return "wait <1m"
+    return f"wait ~{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"wait ~{minutes}m"
+
+
 def status_label(job: Job) -> str:
     """``queued (#2)``, ``running``, ``failed`` … as the job list shows it."""
     return f"queued (#{job.position})" if job.status == "queued" else job.status
@@ -776,7 +813,8 @@ def duration(seconds: float | None) -> str:
 def job_table(
     manager: JobManager, jobs: list[Job], owner: str, damaged: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
-    """One row per job: name, status, progress, steps, time left (running) or taken, whose it is.
+    """One row per job: name, status, progress, steps, time left (running), about how long
+    until it starts (queued) or taken, whose it is.
 
     The speed is in the history's progress line: the table fits a projector without it.
 
@@ -784,11 +822,15 @@ def job_table(
         status says so.
     """
     rows = []
+    progress_of = {job.job_id: job_progress(manager, job) for job in jobs}
+    waits = queue_waits(jobs, progress_of, manager.limits.max_concurrent)
     for job in reversed(jobs):  # newest first
-        progress = job_progress(manager, job)
+        progress = progress_of[job.job_id]
         done = progress.timesteps / max(progress.total_timesteps, 1) if progress else 0.0
         if progress and job.status == "running" and progress.eta_s is not None:
             time_text = f"{duration(progress.eta_s)} left"
+        elif job.job_id in waits:
+            time_text = wait_text(waits[job.job_id])
         else:
             time_text = duration(progress.elapsed_s) if progress else ""
         rows.append(
@@ -873,14 +915,16 @@ def _act(action: Any, message: str) -> None:
     st.rerun(scope="app")
 
 
-def _plot_selection(sources: dict[str, RunSource]) -> list[str]:
+def _plot_selection(sources: dict[str, RunSource], own: Collection[str]) -> list[str]:
+    """The runs to plot; at first this session's newest run (``own``: its job ids), or the
+    newest of all when it has none (another student's run is not the one to look at)."""
     key = P + "plot"
     chosen = [r for r in st.session_state.get(key, []) if r in sources]
     new = st.session_state.pop(P + "show_next", None)
     if new in sources and new not in chosen:
         chosen = [new, *chosen]
     if not chosen and sources:
-        chosen = [next(iter(sources))]
+        chosen = [next((r for r in sources if r in own), next(iter(sources)))]
     st.session_state[key] = chosen
     return st.multiselect(
         "Runs to plot (several overlay)", list(sources), format_func=lambda r: sources[r].name, key=key,
@@ -958,13 +1002,14 @@ def _unreadable_records(manager: JobManager, owner: str) -> None:
         _act(lambda: manager.delete(run_id, owner, instructor=True), f"Deleted {run_id}.")
 
 
-def history_body(manager: JobManager) -> None:
+def history_body(manager: JobManager, owner: str) -> None:
     """Progress and history plots of the chosen runs; reads only job records and run files."""
-    sources = _sources(manager, manager.list())
+    jobs = manager.list()
+    sources = _sources(manager, jobs)
     if not sources:
         return
     st.subheader("Training history")
-    chosen = _plot_selection(sources)
+    chosen = _plot_selection(sources, {j.job_id for j in jobs if manager.owns(j, owner)})
     c1, c2 = st.columns(2)
     x = c1.radio("x axis", ("timesteps", "time_s"), format_func={"timesteps": "timesteps", "time_s": "wall time"}.get,
                  horizontal=True, key=P + "x", persist_state="session")  # fmt: skip
@@ -998,7 +1043,7 @@ def history_body(manager: JobManager) -> None:
 def live_body(manager: JobManager, owner: str, ticking: bool) -> None:
     """The whole live section once: :func:`jobs_body` then :func:`history_body`."""
     jobs_body(manager, owner, ticking)
-    history_body(manager)
+    history_body(manager, owner)
 
 
 def live_section(manager: JobManager, owner: str) -> None:
@@ -1006,4 +1051,4 @@ def live_section(manager: JobManager, owner: str) -> None:
     :data:`LIVE_REFRESH_S` s and the history every :data:`HISTORY_REFRESH_S` s."""
     ticking = any(j.active for j in manager.list())
     st.fragment(jobs_body, run_every=LIVE_REFRESH_S if ticking else None)(manager, owner, ticking)
-    st.fragment(history_body, run_every=HISTORY_REFRESH_S if ticking else None)(manager)
+    st.fragment(history_body, run_every=HISTORY_REFRESH_S if ticking else None)(manager, owner)

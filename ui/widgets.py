@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -331,14 +331,26 @@ def formula_lines(lines: Sequence[str]) -> None:
     st.markdown("  \n".join(f"${line}$" for line in lines))
 
 
-def reward_readout_markdown(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> str:
+def reward_readout_markdown(
+    readout: Readout,
+    terms: Sequence[str],
+    *,
+    reference_label: str = "last reset",
+    last_step: tuple[int, Mapping[str, float]] | None = None,
+) -> str:
     """Markdown (with LaTeX) of every reward mode's value and formula, and of obj_j,
     obj_{j-1} and obj_0; see :func:`reward_readout`.
 
     The formulas are inline math: it wraps at ``=`` and ``+`` in a narrow column (a 1024 px
     projector), where display math is cut off."""
+
+    def earned(mode: str) -> str:
+        # Right after a Step the sliders sit on the magnets, so an improvement reward reads
+        # 0 there: what the step itself earned is the number the student is looking for.
+        return "" if last_step is None else f" · step {last_step[0]} earned {last_step[1][mode]:+.4f}"
+
     modes = "\n\n".join(
-        f"`{mode}` = **{readout.rewards[mode]:+.4f}**  \n${reward_latex(mode, readout.time_reward)}$"
+        f"`{mode}` = **{readout.rewards[mode]:+.4f}**{earned(mode)}  \n${reward_latex(mode, readout.time_reward)}$"
         for mode in REWARD_MODES
     )
     return (
@@ -355,7 +367,13 @@ def reward_readout_markdown(readout: Readout, terms: Sequence[str], *, reference
     )
 
 
-def reward_readout(readout: Readout, terms: Sequence[str], *, reference_label: str = "last reset") -> None:
+def reward_readout(
+    readout: Readout,
+    terms: Sequence[str],
+    *,
+    reference_label: str = "last reset",
+    last_step: tuple[int, Mapping[str, float]] | None = None,
+) -> None:
     """Every reward mode's value at ``readout`` with its formula, and obj_j, obj_{j-1}, obj_0.
 
     One Markdown element: inside a fragment that reruns per slider move, every element is
@@ -363,8 +381,10 @@ def reward_readout(readout: Readout, terms: Sequence[str], *, reference_label: s
 
     :param terms: the beam parameters in obj.
     :param reference_label: what obj_0 refers to, in words.
+    :param last_step: ``(step, reward per mode)`` of the last step taken, shown beside each
+        reward; None before any.
     """
-    st.markdown(reward_readout_markdown(readout, terms, reference_label=reference_label))
+    st.markdown(reward_readout_markdown(readout, terms, reference_label=reference_label, last_step=last_step))
 
 
 def markdown_text(text: str) -> str:
