@@ -38,6 +38,8 @@ INCOMING_BEAM_NAMES = (
     "energy", "mu_x", "mu_px", "mu_y", "mu_py",
     "sigma_x", "sigma_px", "sigma_y", "sigma_py", "sigma_tau", "sigma_p",
 )  # fmt: skip
+#: Units of the incoming beam's parameters, same order (sigma_p is a relative energy spread).
+INCOMING_BEAM_UNITS = ("eV", "m", "rad", "m", "rad", "m", "rad", "m", "rad", "m", "1")
 #: Transverse misalignments in m: Q1, Q2, Q3 and the screen, each (x, y).
 MISALIGNMENT_NAMES = (
     "Q1_x", "Q1_y", "Q2_x", "Q2_y", "Q3_x", "Q3_y", "screen_x", "screen_y",

@@ -25,7 +25,7 @@ from envlib.beamline import BEAM_PARAMETER_NAMES, MAGNET_LABELS, MAGNET_LIMITS, 
 from envlib.config import DEMO_INCOMING_BEAM, ActionMode, EnvConfig
 from envlib.env import AresEAEnv
 from envlib.rewards import ALL_TERMS, REWARD_MODES
-from envlib.task import AresEATask, EpisodeStart, sample_episode_start
+from envlib.task import AresEATask, EpisodeStart, hidden_values, sample_episode_start
 
 #: The tutorial's example target ``[mu_x, sigma_x, mu_y, sigma_y]`` in m (Part I).
 TUTORIAL_TARGET = (1e-3, 2e-4, 1e-3, 2e-4)
@@ -222,6 +222,24 @@ class PlaygroundSession:
     def steps(self) -> int:
         """Steps taken since the last reset."""
         return int(self.env.state.steps[0])
+
+    def observation(self) -> np.ndarray:
+        """What an agent in this environment observes now: the environment's observation of
+        its current state (after the last reset or step; the sliders' preview is no state).
+
+        :return: shape (d,), float32, SI units, named by
+            ``envlib.task.observation_entries(config.observation)`` (13 values here: target,
+            beam, magnets).
+        """
+        return self.env.task.observe(self.env.state)[0]
+
+    def hidden(self) -> np.ndarray:
+        """The simulator's state that :meth:`observation` leaves out (incoming beam, misalignments).
+
+        :return: shape (h,), float64, named by ``envlib.task.hidden_entries(config.observation)``
+            (19 values here: the incoming beam's 11 in eV, m, rad; 8 misalignments in m).
+        """
+        return hidden_values(self.env.state, self.config.observation)[0]
 
     def reset(self, magnets: Sequence[float] | None = None) -> None:
         """Start a new episode and clear the history.

@@ -21,8 +21,12 @@ from envlib import rewards
 from envlib.beamline import (
     BEAM_PARAMETER_NAMES,
     DELTA_LIMITS,
+    INCOMING_BEAM_NAMES,
+    INCOMING_BEAM_UNITS,
     MAGNET_LABELS,
     MAGNET_LIMITS,
+    MAGNET_UNITS,
+    MISALIGNMENT_NAMES,
     QUADRUPOLE_INDICES,
     BeamlineSimulator,
 )
@@ -39,6 +43,51 @@ INCOMING_HIGH = np.array([160e6, 1e-3, 1e-4, 1e-3, 1e-4, 5e-4, 5e-5, 5e-4, 5e-5,
 MISALIGNMENT_LIMIT = 2e-3
 
 OBSERVATION_SIZES = {"beam_magnets": 9, "beam_magnets_target": 13, "full": 32}
+#: The :class:`TaskState` fields an observation concatenates, in order, per observation mode.
+OBSERVATION_PARTS = {
+    "beam_magnets": ("beam", "magnets"),
+    "beam_magnets_target": ("target", "beam", "magnets"),
+    "full": ("target", "beam", "magnets", "incoming", "misalignments"),
+}
+#: (name, unit) of each value of a :class:`TaskState` part an observation can hold, in its order.
+STATE_PART_ENTRIES = {
+    "target": tuple((f"target_{n}", "m") for n in BEAM_PARAMETER_NAMES),
+    "beam": tuple((f"beam_{n}", "m") for n in BEAM_PARAMETER_NAMES),
+    "magnets": tuple(zip(MAGNET_LABELS, MAGNET_UNITS, strict=True)),
+    "incoming": tuple((f"incoming_{n}", u) for n, u in zip(INCOMING_BEAM_NAMES, INCOMING_BEAM_UNITS, strict=True)),
+    "misalignments": tuple((f"misalignment_{n}", "m") for n in MISALIGNMENT_NAMES),
+}
+
+
+def observation_entries(mode: str) -> tuple[tuple[str, str], ...]:
+    """``(name, unit)`` of every value of an observation in ``mode``, in the order of
+    :meth:`AresEATask.observe`.
+
+    Names are ``target_mu_x`` ... ``target_sigma_y``, ``beam_mu_x`` ... (m), ``Q1``, ``Q2``,
+    ``CV``, ``Q3``, ``CH`` (1/m^2, rad), ``incoming_energy`` ... (see ``INCOMING_BEAM_UNITS``)
+    and ``misalignment_Q1_x`` ... (m).
+
+    :param mode: an observation mode (``beam_magnets``, ``beam_magnets_target``, ``full``).
+    :return: ``OBSERVATION_SIZES[mode]`` pairs.
+    """
+    return tuple(entry for part in OBSERVATION_PARTS[mode] for entry in STATE_PART_ENTRIES[part])
+
+
+def hidden_entries(mode: str) -> tuple[tuple[str, str], ...]:
+    """``(name, unit)`` of the simulator's state that an observation in ``mode`` leaves out:
+    the entries of the ``full`` observation it lacks, in that order (empty for ``full``)."""
+    seen = set(observation_entries(mode))
+    return tuple(entry for entry in observation_entries("full") if entry not in seen)
+
+
+def hidden_values(state: TaskState, mode: str) -> np.ndarray:
+    """The values of :func:`hidden_entries` ``(mode)`` for all N environments of ``state``.
+
+    :return: shape (N, h), float64, in the units :func:`hidden_entries` gives.
+    """
+    full = np.concatenate([getattr(state, part) for part in OBSERVATION_PARTS["full"]], axis=1)
+    names = [name for name, _ in observation_entries("full")]
+    return full[:, [names.index(name) for name, _ in hidden_entries(mode)]]
 
 
 @dataclass
@@ -231,14 +280,9 @@ class AresEATask:
 
     # --- observations and info -----------------------------------------------------
     def observe(self, state: TaskState) -> np.ndarray:
-        """Observations of all N environments, shape (N, obs_size), float32, SI units."""
-        mode = self.config.observation
-        if mode == "beam_magnets":
-            parts = (state.beam, state.magnets)
-        elif mode == "beam_magnets_target":
-            parts = (state.target, state.beam, state.magnets)
-        else:
-            parts = (state.target, state.beam, state.magnets, state.incoming, state.misalignments)
+        """Observations of all N environments, shape (N, obs_size), float32, SI units; the
+        names and units of the values: :func:`observation_entries`."""
+        parts = [getattr(state, part) for part in OBSERVATION_PARTS[self.config.observation]]
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def objective(self, beam: np.ndarray, target: np.ndarray) -> np.ndarray:

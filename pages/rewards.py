@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.common import route_through_app, shared_simulator
 from ui.rewards import (
+    LANDSCAPE_COLOURS_HELP,
     LANDSCAPE_MIN_REM,
     follow_train_click,
     landscape,
@@ -48,7 +49,8 @@ st.subheader("Landscapes")
 st.caption(
     "The reward of one step from the magnets the environment is at to every grid setting of two "
     "magnets, the others held at the sliders'; × is the sliders' setting (the step the card above "
-    "shows), ★ the best point of the grid. Colours saturate below the 30th percentile."
+    "shows), ★ the best point of the grid. The worst 30 % of the grid all show in the darkest colour.",
+    help=LANDSCAPE_COLOURS_HELP,
 )
 c1, c2, c3 = st.columns(3)
 with c1:

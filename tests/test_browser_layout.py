@@ -256,7 +256,7 @@ def test_playground_rewards_go_under_the_screen_in_half_a_laptop_screen(app_brow
         " return b && getComputedStyle(b).containerType === 'inline-size'; }"
     )
     boxes = playground_headers(page)
-    table = page.locator('[data-testid="stMain"] [data-testid="stTable"]').bounding_box()  # under the screen
+    table = page.locator('.st-key-pg-live [data-testid="stTable"]').bounding_box()  # under the screen
     assert boxes["Magnets"]["y"] == pytest.approx(boxes["Screen"]["y"], abs=2)
     assert boxes["Rewards at this setting"]["y"] > table["y"] + table["height"], "rewards under the screen"
     assert boxes["Magnets"]["height"] == pytest.approx(boxes["Screen"]["height"], abs=2), "one line each"

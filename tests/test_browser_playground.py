@@ -21,7 +21,7 @@ NUMBER = re.compile(r"[+-]?\d+\.\d+")
 
 def beam_numbers(page) -> list[float]:
     """The beam column of the table (mu_x, sigma_x, mu_y, sigma_y in mm)."""
-    rows = page.locator('[data-testid="stMain"] [data-testid="stTable"] tbody tr')
+    rows = page.locator('.st-key-pg-live [data-testid="stTable"] tbody tr')
     return [float(NUMBER.findall(rows.nth(i).inner_text())[0]) for i in range(4)]
 
 
@@ -30,7 +30,7 @@ def test_moving_a_magnet_by_keyboard_moves_the_beam(app_browser, tmp_path):
     page.get_by_role("heading", name="Playground").wait_for()
     page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').first.wait_for()
     before = beam_numbers(page)
-    table = page.locator('[data-testid="stMain"] [data-testid="stTable"]')
+    table = page.locator('.st-key-pg-live [data-testid="stTable"]')
     old_text = table.inner_text()
 
     q1 = page.get_by_role("slider", name="Q1 (1/m²)")
@@ -39,7 +39,7 @@ def test_moving_a_magnet_by_keyboard_moves_the_beam(app_browser, tmp_path):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "([sel, old]) => { const t = document.querySelector(sel); return t && t.innerText !== old; }",
-        arg=['[data-testid="stMain"] [data-testid="stTable"]', old_text],
+        arg=['.st-key-pg-live [data-testid="stTable"]', old_text],
         timeout=15_000,
     )
     assert q1.input_value() == "0.5"  # five steps of 0.1 1/m^2

@@ -11,6 +11,7 @@ from envlib.batched import AresEAVecEnv
 from envlib.config import DEMO_INCOMING_BEAM, ConfigError, EnvConfig
 from envlib.env import AresEAEnv
 from envlib.reward_spec import RewardSpec
+from envlib.task import OBSERVATION_SIZES, hidden_entries, hidden_values, observation_entries
 
 QUAD_LIMIT, CORRECTOR_LIMIT = 72.0, 6.1782e-3  # 1/m^2, rad (reference table)
 RANDOM_EVERYTHING = dict(
@@ -64,6 +65,33 @@ def test_observation_holds_target_beam_magnets_incoming_and_misalignments(simula
     start = env.start
     expected = np.concatenate([start.target, info["beam"], start.magnets, start.incoming, start.misalignments])
     np.testing.assert_allclose(obs, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("mode", ["beam_magnets", "beam_magnets_target", "full"])
+def test_observation_entries_name_every_value_of_the_observation_in_order(simulator, mode):
+    env = AresEAEnv(dict(observation=mode, actuators="all", **RANDOM_EVERYTHING), simulator=simulator)
+    obs, info = env.reset(seed=5)
+    entries = observation_entries(mode)
+    assert len(entries) == OBSERVATION_SIZES[mode] == obs.shape[0]
+    named = dict(zip((name for name, _ in entries), obs, strict=True))
+    start = env.start
+    assert named["beam_sigma_y"] == np.float32(info["beam"][3])
+    assert named["CV"] == np.float32(start.magnets[2]) and dict(entries)["CV"] == "rad"
+    if mode != "beam_magnets":
+        assert named["target_mu_x"] == np.float32(start.target[0]) and dict(entries)["target_mu_x"] == "m"
+    else:
+        assert not any(name.startswith("target_") for name in named)
+    hidden = dict(zip((name for name, _ in hidden_entries(mode)), hidden_values(env.state, mode)[0], strict=True))
+    assert set(hidden).isdisjoint(named)
+    assert len(hidden) + len(named) == OBSERVATION_SIZES["full"]
+    if mode == "full":
+        assert named["incoming_energy"] == np.float32(start.incoming[0])
+        assert named["misalignment_screen_y"] == np.float32(start.misalignments[7])
+    else:
+        assert hidden["incoming_energy"] == start.incoming[0] and dict(hidden_entries(mode))["incoming_energy"] == "eV"
+        assert hidden["misalignment_Q2_x"] == start.misalignments[2]
+    if mode == "beam_magnets":
+        assert hidden["target_sigma_x"] == start.target[1]
 
 
 def test_gymnasium_make_builds_the_env_with_config_keys():

@@ -21,6 +21,7 @@ from envlib.playground import (
     playground_config,
 )
 from envlib.screen import pixel_sum
+from envlib.task import hidden_entries, observation_entries
 
 ALL = ("mu_x", "sigma_x", "mu_y", "sigma_y")
 
@@ -199,6 +200,21 @@ def test_random_beam_and_misalignments_come_from_their_seeds():
     assert a.misalignment_values != (0.0,) * 8 and max(map(abs, a.misalignment_values)) <= 2e-3
     assert c.misalignment_values == (0.0,) * 8
     assert playground_config().incoming_values == DEMO_INCOMING_BEAM
+
+
+def test_the_observation_is_the_envs_and_the_hidden_state_is_incoming_beam_and_misalignments(simulator):
+    session = PlaygroundSession(playground_config(incoming_seed=7, misalignment_seed=3), simulator=simulator)
+    session.step_to([10.0, -10.0, 1e-3, 5.0, 0.0])
+    observation = session.observation()
+    names = [name for name, _ in observation_entries(session.config.observation)]
+    assert observation.shape == (13,) and names[:1] == ["target_mu_x"] and names[-5:] == ["Q1", "Q2", "CV", "Q3", "CH"]
+    last = session.history[-1]
+    expected = [*TUTORIAL_TARGET, *(last[n] for n in ALL), *session.magnets]
+    np.testing.assert_array_equal(observation, np.array(expected, dtype=np.float32))
+    hidden = session.hidden()
+    hidden_names = [name for name, _ in hidden_entries(session.config.observation)]
+    assert hidden_names[::11] == ["incoming_energy", "misalignment_Q1_x"]
+    np.testing.assert_array_equal(hidden, [*session.config.incoming_values, *session.config.misalignment_values])
 
 
 def test_setup_errors_name_what_is_wrong():

@@ -19,6 +19,8 @@ from envlib import rewards
 from envlib.beamline import BEAM_PARAMETER_NAMES, DELTA_LIMITS, MAGNET_LIMITS
 from envlib.config import DEMO_INCOMING_BEAM
 from envlib.playground import DEMO_STEPS, HISTORY_COLUMNS, TUTORIAL_TARGET
+from envlib.pretrained import PRETRAINED
+from envlib.runs import ObsNormalizer
 from envlib.screen import pixel_sum
 from ui.widgets import BEAM_LABELS, OBJ_LABELS
 
@@ -413,3 +415,40 @@ def test_after_a_step_each_reward_also_says_what_that_step_earned(app):
     # Clear history forgets the step: nothing earned to show.
     next(b for b in app.button if b.label == "Clear history").click().run()
     assert "earned" not in readout_text(app)
+
+
+def observation_expander(at: AppTest):
+    [expander] = [e for e in at.expander if e.label == "What the agent observes"]
+    return expander
+
+
+def test_what_the_agent_observes_shows_the_envs_13_values_and_what_is_hidden(app):
+    app.toggle(key="pg.misaligned").set_value(True).run()
+    set_magnets(app, Q1=30.0)
+    [step] = [b for b in app.button if b.label == "Step"]
+    step.click().run()
+    assert not app.exception, app.exception
+    session = app.session_state["pg.session"]
+    expander = observation_expander(app)
+    assert expander.proto.expanded is False, "collapsed: it must not push the live panel down"
+    observed, hidden = (t.value for t in expander.table)
+    names = ["target_mu_x", "target_sigma_x", "target_mu_y", "target_sigma_y",
+             "beam_mu_x", "beam_sigma_x", "beam_mu_y", "beam_sigma_y", "Q1", "Q2", "CV", "Q3", "CH"]  # fmt: skip
+    assert list(observed.index) == names
+    # The values are the environment's observation after the step (Q1 moved by one delta step).
+    assert float(observed.loc["Q1", "value"]) == pytest.approx(DELTA_LIMITS[0], rel=1e-4)
+    assert float(observed.loc["beam_sigma_x", "value"]) == pytest.approx(session.history[-1]["sigma_x"], rel=1e-3)
+    assert observed.loc["CV", "unit"] == "rad" and observed.loc["target_mu_x", "unit"] == "m"
+    # ... and what the full-task agent's network gets after its normaliser.
+    normaliser = ObsNormalizer.load(PRETRAINED["full-task"].path / "normalizer.npz")
+    network = normaliser.normalize(session.observation().reshape(1, -1))[0]
+    np.testing.assert_allclose(observed["to the network"].astype(float), network, atol=6e-3)
+    # Hidden: the incoming beam's 11 values and the 8 misalignments the sidebar switched on, with units.
+    assert list(hidden.index[:1]) == ["incoming_energy"] and hidden.loc["incoming_energy", "unit"] == "eV"
+    assert len(hidden) == 19 and hidden.index[-1] == "misalignment_screen_y"
+    shown = hidden["value"].astype(float).to_numpy()
+    np.testing.assert_allclose(shown[:11], DEMO_INCOMING_BEAM, rtol=1e-3)
+    np.testing.assert_allclose(shown[11:], session.config.misalignment_values, rtol=1e-3)
+    assert max(abs(shown[11:])) > 0
+    text = " ".join(m.value for m in (*expander.markdown, *expander.caption))
+    assert "Markov" in text and "observable" in text and "frame stacking" in text

@@ -188,3 +188,18 @@ def test_the_best_point_is_given_in_the_axes_units(page):
     assert len(captions) == 2
     for caption in captions:
         assert re.match(r"Best point: CV = [+-]?\d+(\.\d+)? mrad, CH = [+-]?\d+(\.\d+)? mrad ", caption), caption
+
+
+def test_the_designers_jargon_has_help_in_a_students_words(page):
+    # "Objective form: absolute": what each form does to an error, with its unit.
+    form_help = page.selectbox(key="rd.a.form").help
+    for words in ("absolute", "|e|", "mm", "squared", "e²", "mm²", "log", "microns"):
+        assert words in form_help, words
+    # "Spread over the grid: 157": what the number is and in which unit.
+    [spread] = [c for c in page.caption if "Spread over the grid" in c.value]
+    assert "highest minus the lowest reward" in spread.proto.help and "mm" in spread.proto.help
+    assert "0.01" in spread.proto.help, "says when a landscape counts as flat"
+    # "Colours saturate below the 30th percentile": said plainly, and why.
+    [colours] = [c for c in page.caption if "darkest colour" in c.value]
+    assert "30th percentile" in colours.proto.help and "worst 30 %" in colours.proto.help
+    assert "penalties" in colours.proto.help

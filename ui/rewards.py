@@ -26,6 +26,32 @@ from ui.widgets import (
     plotly_chart,
 )
 
+#: Help of "Objective form": how each beam error e = beam − target counts, in a student's words.
+OBJECTIVE_FORM_HELP = (
+    "How each beam error e (beam − target) counts in the objective. "
+    "**absolute**: |e|, in mm: an error twice as big costs twice as much. "
+    "**squared**: e², in mm²: big errors dominate, and near the target the small ones count almost "
+    "nothing, so the reward goes flat just before the goal. "
+    "**log**: ln of the weighted |e| sum: every step 10 times closer earns the same, so the last "
+    "microns still pay."
+)
+#: Below this spread (max − min over the grid) a landscape is called flat.
+FLAT_SPREAD = 1e-2
+#: Help of a landscape's "Spread over the grid" line.
+SPREAD_HELP = (
+    "Spread = the highest minus the lowest reward on this grid, in the reward's own units (the colour "
+    "bar's): mm of beam error for the absolute form, mm² for squared, no unit when normalised by obj₀ "
+    "or for log. A big spread means moving these two magnets changes the reward a lot: the agent gets a "
+    f"clear signal. Below {FLAT_SPREAD:g} the landscape is called flat."
+)
+#: Help of the landscapes' caption: what the colours' saturation means.
+LANDSCAPE_COLOURS_HELP = (
+    "The colour scale runs from the grid's 30th percentile to its best reward: the worst 30 % of the "
+    "settings (usually a blown-up beam, far from the target) all get the darkest colour. Otherwise their "
+    "huge penalties would stretch the scale and the detail near the best point would be one colour. "
+    "Hover a point for its exact reward."
+)
+
 #: Session-state key the Train page reads a config to prefill from.
 TRAIN_PREFILL_KEY = "train.prefill"
 PRESETS = ("negative_objective", "objective_improvement", "sum_of_pixels")
@@ -102,7 +128,7 @@ def spec_editor(key: str, default_preset: str) -> RewardSpec | None:
     row.radio("Kind", REWARD_KINDS, key=f"{key}.kind", width="content", persist_state="session",
               help="-Ô_j, or the improvement Ô_{j-1} - Ô_j of this step.")  # fmt: skip
     row.selectbox("Objective form", OBJECTIVE_FORMS, key=f"{key}.form", persist_state="session",
-                  help="|e|, e², or ln of the weighted |e| sum.")  # fmt: skip
+                  help=OBJECTIVE_FORM_HELP)  # fmt: skip
     st.toggle("Normalise by obj₀", key=f"{key}.normalize", persist_state="session",
               help="Divide by obj₀, the objective at the state at reset.")  # fmt: skip
     st.caption("Weights of each beam parameter's error (0 leaves it out)")
@@ -194,14 +220,19 @@ def show_landscape(land: Landscape, title: str) -> None:
     at_limit = bool(
         np.isclose(abs(bx), np.abs(land.x_values).max()) or np.isclose(abs(by), np.abs(land.y_values).max())
     )
-    if land.spread < 1e-2:
+    about_spread = SPREAD_HELP
+    if land.spread < FLAT_SPREAD:
         verdict = "⚠️ **Flat**: the reward hardly changes over the grid — an agent gets no signal here."
     elif at_limit:
         verdict = "⚠️ **Best at a magnet limit**: this reward pays for extreme settings, not for a good beam."
+        about_spread = None  # the line does not give the spread
     else:
         verdict = f"Spread over the grid: {land.spread:.3g}."
     best_x, best_y = (_magnet_setting(i, v) for i, v in ((land.x_index, bx), (land.y_index, by)))
-    st.caption(f"Best point: {land.x_label} = {best_x}, {land.y_label} = {best_y} (reward {best:.4g}). {verdict}")
+    st.caption(
+        f"Best point: {land.x_label} = {best_x}, {land.y_label} = {best_y} (reward {best:.4g}). {verdict}",
+        help=about_spread,
+    )
 
 
 def _magnet_setting(index: int, value: float) -> str:
