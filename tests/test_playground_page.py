@@ -452,3 +452,21 @@ def test_what_the_agent_observes_shows_the_envs_13_values_and_what_is_hidden(app
     assert max(abs(shown[11:])) > 0
     text = " ".join(m.value for m in (*expander.markdown, *expander.caption))
     assert "Markov" in text and "observable" in text and "frame stacking" in text
+
+
+def test_a_broken_shipped_config_leaves_the_observation_panel_working(tmp_path, monkeypatch):
+    import types
+
+    import ui.observation
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("env: [unclosed\n")
+    agents = [types.SimpleNamespace(path=broken, display_name="Broken"), PRETRAINED["negobj-delta"]]
+    monkeypatch.setattr(ui.observation, "AGENTS", agents)
+    ui.observation._shipped_observations.clear()
+    try:
+        names = [name for name, _, _ in ui.observation._shipped_observations()]
+        assert names == [PRETRAINED["negobj-delta"].display_name]
+    finally:
+        ui.observation._shipped_observations.clear()
