@@ -33,7 +33,7 @@ from envlib.beamline import MAGNET_LABELS, MAGNET_LIMITS  # noqa: E402
 from envlib.playground import PlaygroundSession  # noqa: E402
 from ui.widgets import MAGNET_DISPLAY_SCALE, MAGNET_DISPLAY_STEPS, screen_chart_figure  # noqa: E402
 
-TABLE = '[data-testid="stMain"] [data-testid="stTable"]'
+TABLE = '.st-key-pg-live [data-testid="stTable"]'  # the beam table of the live panel, not the observation's
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float]:
