@@ -45,8 +45,8 @@ def runs_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def page(runs_dir, monkeypatch) -> AppTest:
+def open_compare(runs_dir: Path, monkeypatch) -> AppTest:
+    """The app on ``runs_dir``, switched to the Compare page and run once."""
     monkeypatch.setenv("ARES_RUNS_DIR", str(runs_dir))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -54,6 +54,11 @@ def page(runs_dir, monkeypatch) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def page(runs_dir, monkeypatch) -> AppTest:
+    return open_compare(runs_dir, monkeypatch)
 
 
 def _array(value) -> np.ndarray:
@@ -320,11 +325,7 @@ def test_a_damaged_run_gets_a_clear_message_not_a_crash(runs_dir, tmp_path, monk
     copy = tmp_path / "runs"
     shutil.copytree(runs_dir, copy)
     (copy / "objimp-direct" / "model.zip").write_bytes(b"not a zip")
-    monkeypatch.setenv("ARES_RUNS_DIR", str(copy))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/compare.py")
-    at.run()
+    at = open_compare(copy, monkeypatch)
     at.multiselect(key="cmp.agents").set_value(AGENTS)
     at.run()
     next(b for b in at.button if b.label == "Run side by side").click()
@@ -459,12 +460,7 @@ def test_a_finished_run_whose_config_was_deleted_is_named_as_left_out(runs_dir, 
     copy = tmp_path / "runs"
     shutil.copytree(runs_dir, copy)
     (copy / "objimp-direct" / "config.yaml").unlink()
-    monkeypatch.setenv("ARES_RUNS_DIR", str(copy))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/compare.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = open_compare(copy, monkeypatch)
     assert [w.value for w in at.warning if w.value.startswith("Left out")] == [
         "Left out: run objimp-direct: finished, but config.yaml is missing"
     ]

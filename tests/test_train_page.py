@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from test_jobs import a_job, run_folder
 
 from envlib.config import ConfigError, EnvConfig, RunConfig, TrainConfig
+from envlib.jobs import JobManager
 from envlib.reward_spec import preset
 from envlib.runs import MAX_CSV_BYTES, MODEL_FILE, Progress, read_progress
 from ui.common import OWNER_TOKEN, job_manager
@@ -51,15 +54,25 @@ REWARD_KEYS = {
 }  # fmt: skip
 
 
+@contextlib.contextmanager
+def page_manager(runs: Path, monkeypatch) -> Iterator[JobManager]:
+    """The page's cached JobManager on ``runs``, made now (as after a server restart: it reads
+    the folder's jobs back); its processes die when the block ends."""
+    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
+    job_manager.clear()
+    manager = job_manager()  # the same object the page gets from st.cache_resource
+    try:
+        yield manager
+    finally:
+        manager.close(kill_jobs=True)
+        job_manager.clear()
+
+
 @pytest.fixture
 def manager(tmp_path, monkeypatch):
     """The page's cached JobManager, on a fresh runs folder; its processes die with the test."""
-    monkeypatch.setenv("ARES_RUNS_DIR", str(tmp_path / "runs"))
-    job_manager.clear()
-    manager = job_manager()  # the same object the page gets from st.cache_resource
-    yield manager
-    manager.close(kill_jobs=True)
-    job_manager.clear()
+    with page_manager(tmp_path / "runs", monkeypatch) as manager:
+        yield manager
 
 
 def page(owner: str | None = None, **secrets: str) -> AppTest:
@@ -219,13 +232,9 @@ def test_no_token_is_made_before_the_train_page_needs_one(manager):
 @pytest.fixture
 def small_cap_manager(tmp_path, monkeypatch):
     """Like ``manager``, with a per-job cap (400k steps) below every shipped agent's budget."""
-    monkeypatch.setenv("ARES_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("ARES_MAX_TIMESTEPS", "400000")
-    job_manager.clear()
-    manager = job_manager()
-    yield manager
-    manager.close(kill_jobs=True)
-    job_manager.clear()
+    with page_manager(tmp_path / "runs", monkeypatch) as manager:
+        yield manager
 
 
 def test_a_preset_fills_the_form_with_a_shipped_agents_config(small_cap_manager):
@@ -609,12 +618,8 @@ def damaged_runs(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     (run_folder(runs, "lost-config", job=a_job("lost-config", owner=ALICE)) / "config.yaml").unlink()
     (run_folder(runs, "garbled") / "job.json").write_text('{"job_id": "garbled", "status": ')
-    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
-    job_manager.clear()
-    manager = job_manager()
-    yield runs
-    manager.close(kill_jobs=True)
-    job_manager.clear()
+    with page_manager(runs, monkeypatch):
+        yield runs
 
 
 def test_a_finished_job_whose_files_are_damaged_says_so_and_can_be_deleted(damaged_runs):
@@ -653,17 +658,12 @@ def test_a_run_with_a_huge_episode_log_plots_its_newest_episodes_and_says_so(tmp
     with open(folder / "episodes.csv", "w") as fh:
         fh.write("timesteps,return,length,time_s,mae_focus,mae_all\n")
         fh.writelines(f"{t:08d},-1.234567,2,{t / 1000:.3f},0.000123,0.000234\n" for t in range(1, rows + 1))
-    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
-    job_manager.clear()
-    try:
+    with page_manager(runs, monkeypatch):
         at = page(owner=ALICE)
         assert not at.exception, at.exception
         [caption] = [c.value for c in at.caption if "episode log is over" in c.value]
         assert markdown_text("Long-Run") + ": its episode log is over 16 MB; the plots show its newest" in caption
         assert len(at.get("plotly_chart")) == 3
-    finally:
-        job_manager().close(kill_jobs=True)
-        job_manager.clear()
 
 
 def test_runs_differ_in_the_history_charts_without_colour_and_for_colour_blind_students():
@@ -711,12 +711,8 @@ def two_students_runs(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     run_folder(runs, "alice-run", job=a_job("alice-run", owner=ALICE, submitted=1.0))
     run_folder(runs, "bob-run", job=a_job("bob-run", owner="bob-token-0123456789", submitted=2.0))
-    monkeypatch.setenv("ARES_RUNS_DIR", str(runs))
-    job_manager.clear()
-    manager = job_manager()
-    yield runs
-    manager.close(kill_jobs=True)
-    job_manager.clear()
+    with page_manager(runs, monkeypatch):
+        yield runs
 
 
 def test_the_history_first_plots_this_sessions_own_newest_run_not_another_students(two_students_runs):
